@@ -1,8 +1,4 @@
-"""The one exception type for user mistakes in the analysis tools."""
+"""User mistakes in the analysis tools raise the project's one UserError (see zoo.errors)."""
+from zoo.errors import UserError
 
-
-class UserError(ValueError):
-    """A mistake in what the user asked for (unknown model, bad layer name, ...).
-
-    The CLIs print its message and exit non-zero; the Python API lets it propagate.
-    """
+__all__ = ["UserError"]
