@@ -3,3 +3,14 @@
 Each tool is one module of pure functions and result dataclasses (``analysis.depth``,
 ``analysis.drop``, ``analysis.convergent``, ...) with a ``zoo-analysis`` sub-command.
 """
+
+__all__ = ["load_model", "DecoderAdapter"]
+
+
+def __getattr__(name):
+    # ``analysis.load_model`` / ``analysis.DecoderAdapter`` without importing torch at package import
+    if name in ("load_model", "DecoderAdapter"):
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
