@@ -1,4 +1,4 @@
 """Training with accelerate: the loop (`zoo.training.loop`) and the `train.py` entry point."""
-from .loop import TrainResult, main, train
+from .loop import TensorBatches, TrainResult, evaluate, main, train, whole_batch
 
-__all__ = ["TrainResult", "main", "train"]
+__all__ = ["TensorBatches", "TrainResult", "evaluate", "main", "train", "whole_batch"]

@@ -52,7 +52,7 @@ class TensorBatches(torch.utils.data.Dataset):
         return {"example_index": index, **{name: column[index] for name, column in self.columns.items()}}
 
 
-def _whole_batch(batch):
+def whole_batch(batch):
     return batch  # __getitems__ already returns a collated batch
 
 
@@ -93,23 +93,31 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _evaluate(model, dataloader, accelerator) -> dict:
+def evaluate(model, batches, gather=lambda tensors: tensors) -> dict:
+    """Loss (and accuracy for classifiers) of `model` over `batches` of model inputs with labels.
+
+    `gather` collects each batch's (logits, labels) from every process: accelerate's
+    `gather_for_metrics` in the training loop, the identity in one process.
+    """
+    was_training = model.training
     model.eval()
-    total_loss, correct, count = 0.0, 0, 0
+    total_loss, correct, count, regression = 0.0, 0, 0, False
     with torch.no_grad():
-        for batch in dataloader:
-            batch.pop("example_index")
-            out = model(**batch)
-            logits, labels = accelerator.gather_for_metrics((out.logits, batch["labels"]))
-            if logits.shape[-1] == 1:  # regression
+        for batch in batches:
+            batch.pop("example_index", None)
+            logits, labels = gather((model(**batch).logits, batch["labels"]))
+            regression = logits.shape[-1] == 1
+            if regression:
                 total_loss += torch.nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float(), reduction="sum").item()
             else:
                 total_loss += torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
                 correct += (logits.argmax(-1) == labels).sum().item()
             count += len(labels)
-    model.train()
+    model.train(was_training)
+    if count == 0:
+        raise UserError("evaluation set is empty")
     metrics = {"eval_loss": total_loss / count}
-    if correct or count and logits.shape[-1] > 1:
+    if not regression:
         metrics["eval_accuracy"] = correct / count
     return metrics
 
@@ -156,6 +164,10 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     eval_split = recipe.data.get("eval_split", t["eval_split"])
     if "train" not in data or eval_split not in data:
         raise UserError(f"data set {recipe.data_name!r} needs 'train' and {eval_split!r} splits; it has {', '.join(data)}")
+    label_feature = data["train"].features.get("labels")
+    if getattr(label_feature, "names", None) and len(label_feature.names) == model.config.num_labels:
+        model.config.id2label = dict(enumerate(label_feature.names))  # class names travel with the model
+        model.config.label2id = {name: i for i, name in enumerate(label_feature.names)}
     columns = model_input_columns(model, data["train"])
     train_set, eval_set = TensorBatches(data["train"], columns), TensorBatches(data[eval_split], columns)
     batch_size = len(train_set) if t["batch_size"] == "full" else t["batch_size"]
@@ -164,8 +176,8 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     if batch_size > len(train_set):
         raise UserError(f"training.batch_size ({batch_size}) is larger than the training set ({len(train_set)} examples)")
 
-    train_dl = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=_whole_batch)
-    eval_dl = DataLoader(eval_set, batch_size=t["eval_batch_size"], collate_fn=_whole_batch)
+    train_dl = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=whole_batch)
+    eval_dl = DataLoader(eval_set, batch_size=t["eval_batch_size"], collate_fn=whole_batch)
     steps_per_epoch = len(train_set) // batch_size
     total_steps = steps_per_epoch * t["epochs"]
 
@@ -233,7 +245,7 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         if epoch_done:
             train_loss = accelerator.reduce(loss_sum / max(loss_count, 1), "mean").item()
             record = {"epoch": state["step"] // steps_per_epoch, "step": state["step"], "train_loss": train_loss,
-                      **_evaluate(model, eval_dl, accelerator)}
+                      **evaluate(model, eval_dl, accelerator.gather_for_metrics)}
             state["history"].append(record)
             progress.set_postfix({k: round(v, 4) for k, v in record.items() if k.startswith("eval")})
             if not t["checkpoint_every"] or state["step"] % t["checkpoint_every"]:

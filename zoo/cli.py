@@ -1,0 +1,128 @@
+"""`zoo`: list the zoo, train a recipe, publish it, evaluate a published checkpoint by name."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def cmd_list(args) -> int:
+    from . import data
+    from .hub import recipe_repo_prefix
+    from .recipes import list_recipes, load_recipe
+    from .registry import get_architecture, list_models
+
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        cached = {repo.repo_id for repo in scan_cache_dir().repos}
+    except Exception:  # no cache yet
+        cached = set()
+    print("architectures:")
+    for name in list_models(args.pattern):
+        arch = get_architecture(name)
+        print(f"  {name:<20} {arch.task_auto_class or 'AutoModel':<34} {arch.description}")
+    print("recipes (published checkpoints):")
+    for recipe_id in list_models(args.pattern, pretrained=True):
+        recipe = load_recipe(recipe_id)
+        where = "in local cache" if recipe.repo_id in cached else "not published here"
+        print(f"  {recipe_id:<32} {recipe.architecture:<16} {recipe.data_name:<20} {recipe_repo_prefix()}{recipe_id} ({where})")
+    print("data sets:", ", ".join(data.list_datasets()))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .training import main
+
+    argv = [args.recipe, *args.overrides] + (["--resume"] if args.resume else [])
+    return main(argv + (["--output-dir", args.output_dir] if args.output_dir else []))
+
+
+def cmd_publish(args) -> int:
+    from .hub import publish
+
+    result = publish(args.recipe, push=args.push, repo_dir=args.repo_dir, output_dir=args.output_dir)
+    print(f"repo folder:  {result.repo_dir}")
+    print(f"local cache:  {result.repo_id} @ {result.revision}")
+    if result.url:
+        print(f"pushed:       {result.url}")
+    print(f'load it:      AutoModel.from_pretrained("{result.repo_id}", trust_remote_code=True)')
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from huggingface_hub import hf_hub_download
+    from torch.utils.data import DataLoader
+
+    from . import data
+    from .errors import UserError
+    from .hub import load_pretrained, recipe_repo_prefix
+    from .recipes import Recipe, load_recipe
+    from .training import TensorBatches, evaluate, whole_batch
+    from .training.loop import model_input_columns
+
+    import yaml
+
+    model = load_pretrained(args.name)
+    repo_id = args.name if "/" in args.name else recipe_repo_prefix() + args.name
+    try:
+        raw = yaml.safe_load(open(hf_hub_download(repo_id, "recipe.yaml")))
+        recipe = Recipe(**{k: raw.get(k) or {} for k in ("config", "data", "training", "card")},
+                        id=raw["id"], architecture=raw["architecture"])
+    except Exception:
+        recipe = load_recipe(repo_id.split("/")[-1])
+    split = recipe.data.get("eval_split", recipe.training.get("eval_split", "test"))
+    dataset = data.load(recipe.data_name, split=split, **recipe.data_params)
+    batches = DataLoader(TensorBatches(dataset, model_input_columns(model, dataset)), batch_size=1024, collate_fn=whole_batch)
+    if len(dataset) == 0:
+        raise UserError("evaluation split is empty")
+    metrics = evaluate(model, batches)
+    print(json.dumps({"model": repo_id, "data": recipe.data_name, "split": split, **metrics}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="zooscope's model zoo: list, train, publish, evaluate.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="architectures, recipes (published checkpoints) and data sets")
+    p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'mlp*'")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train a recipe (same as `python train.py`; use accelerate launch / torchrun for N processes)")
+    p.add_argument("recipe", help="recipe YAML or id")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--output-dir")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("publish", help="build the Hub repo of a trained recipe and place it in the local HF cache")
+    p.add_argument("recipe", help="recipe YAML or id")
+    p.add_argument("--push", action="store_true", help="also upload to the Hub (needs a token)")
+    p.add_argument("--repo-dir", help="where to build the repo folder (default: hub_repos/<id>)")
+    p.add_argument("--output-dir", help="the training output to publish (default: outputs/<id>)")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("evaluate", help="load a published checkpoint by name and evaluate it on its recipe's data")
+    p.add_argument("name", help="zooscope/<id> or <id>")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as error:
+        print(f"zoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
