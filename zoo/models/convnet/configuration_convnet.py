@@ -28,9 +28,11 @@ class ConvNetConfig(PretrainedConfig):
         batch_norm: bool = False,
         hidden_size: int = 128,
         dropout: float = 0.0,
-        num_labels: int = 10,
+        num_labels: int | None = None,
         **kwargs,
     ):
+        if num_labels is None:  # a saved config carries id2label instead of num_labels
+            num_labels = len(kwargs["id2label"]) if kwargs.get("id2label") else 10
         for field, value in (
             ("image_size", image_size), ("num_channels", num_channels), ("kernel_size", kernel_size),
             ("hidden_size", hidden_size), ("num_labels", num_labels),

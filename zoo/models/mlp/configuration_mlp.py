@@ -25,9 +25,11 @@ class MLPConfig(PretrainedConfig):
         hidden_sizes: list[int] = (256, 128),
         activation: str = "relu",
         dropout: float = 0.0,
-        num_labels: int = 10,
+        num_labels: int | None = None,
         **kwargs,
     ):
+        if num_labels is None:  # a saved config carries id2label instead of num_labels
+            num_labels = len(kwargs["id2label"]) if kwargs.get("id2label") else 10
         for field, value in (("image_size", image_size), ("num_channels", num_channels), ("num_labels", num_labels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")

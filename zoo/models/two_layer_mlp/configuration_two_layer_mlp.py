@@ -28,7 +28,7 @@ class TwoLayerMLPConfig(PretrainedConfig):
         self,
         input_dim: int = 2,
         hidden_dim: int = 64,
-        num_labels: int = 2,
+        num_labels: int | None = None,
         activation: str = "relu",
         first_layer_bias: bool = False,
         second_layer_bias: bool = False,
@@ -36,6 +36,8 @@ class TwoLayerMLPConfig(PretrainedConfig):
         initializer_range: float = 0.1,
         **kwargs,
     ):
+        if num_labels is None:  # a saved config carries id2label instead of num_labels
+            num_labels = len(kwargs["id2label"]) if kwargs.get("id2label") else 2
         for field, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("num_labels", num_labels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{field} must be a positive integer, got {value!r}")
