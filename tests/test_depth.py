@@ -296,11 +296,13 @@ def test_cli_user_errors(case, tmp_path, capsys, offline):
     args = ["depth", "--model", model, "--out", str(out), "--quiet"]
     if case == "bad-option":
         args += ["--num-prompts", "0"]
+    capsys.readouterr()  # drop what the setup printed
     code = cli_main(args)
     error = capsys.readouterr().err
     assert code == 2
     assert expected in error
-    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert "Traceback" not in error
+    assert error.strip().splitlines()[-1].startswith("zoo-analysis depth: error: ")
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".depth-")]
 
@@ -326,12 +328,13 @@ def test_smollm2_real_model(tmp_path):
     rebuilt = acts["h"][0] + acts["attn"].sum(0) + acts["mlp"].sum(0)
     assert (rebuilt - acts["h"][-1]).abs().max() <= 1e-5 * acts["h"][-1].abs().max()
     result = depth.contributions(adapter, prompts, progress=False)
-    assert all(0 < r < 10 for r in result.layer_ratio)
+    assert all(r > 0 for r in result.layer_ratio)
+    # massive activations: one dimension holds most of the first position's squared norm mid-depth
+    assert max(o["first_position"][0]["share"] for o in result.outliers[5:25]) > 0.5
     lens = depth.logit_lens(adapter, prompts, progress=False)
     assert lens.kl[-1] < 1e-5 and lens.kl[0] > 1.0
     # a GGUF-loaded model saves like any other and reloads to the same outputs
     model.save_pretrained(tmp_path / "saved")
-    again, _ = load_model(str(tmp_path / "saved"), tokenizer=False) if False else (None, None)
     from transformers import AutoModelForCausalLM
 
     again = AutoModelForCausalLM.from_pretrained(tmp_path / "saved")

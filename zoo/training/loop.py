@@ -149,6 +149,10 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         if resume_from is None:
             raise UserError(f"--resume: no checkpoint in {checkpoint_dir}; train without --resume to start a run")
 
+    data = zoo_data.load(recipe.data_name, **recipe.data_params)  # user errors surface before any process group
+    eval_split = recipe.data.get("eval_split", t["eval_split"])
+    if "train" not in data or eval_split not in data:
+        raise UserError(f"data set {recipe.data_name!r} needs 'train' and {eval_split!r} splits; it has {', '.join(data)}")
     accelerator = Accelerator(
         # Without a GPU, accelerate only joins torchrun's processes into one gloo group when told
         # it runs on CPU; with one, it picks the device itself.
@@ -160,10 +164,6 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     set_seed(t["seed"])  # same init on every process
     model = create_model(recipe.architecture, **recipe.config)
 
-    data = zoo_data.load(recipe.data_name, **recipe.data_params)
-    eval_split = recipe.data.get("eval_split", t["eval_split"])
-    if "train" not in data or eval_split not in data:
-        raise UserError(f"data set {recipe.data_name!r} needs 'train' and {eval_split!r} splits; it has {', '.join(data)}")
     label_feature = data["train"].features.get("labels")
     if getattr(label_feature, "names", None) and len(label_feature.names) == model.config.num_labels:
         model.config.id2label = dict(enumerate(label_feature.names))  # class names travel with the model
