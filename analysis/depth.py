@@ -423,7 +423,7 @@ class SkipResult:
         return json.dumps(self.to_dict(), indent=1)
 
     def matrix(self, kind: str = "layer") -> torch.Tensor:
-        return torch.tensor(self.layer_effect[kind])
+        return torch.tensor(self.layer_effect[kind], dtype=torch.float64)
 
     def later_effect(self, kind: str = "layer") -> list[float]:
         """For each skipped layer l, the largest effect on a *later* layer j > l."""

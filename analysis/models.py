@@ -139,12 +139,18 @@ _TASKS = {
 
 def _from_pretrained(factory, source: ModelSource, **kwargs):
     """from_pretrained, trying the local cache first (the Hub may be unreachable)."""
-    if source.kind in ("hub", "zoo") and not os.environ.get("HF_HUB_OFFLINE"):
+    if source.kind in ("hub", "zoo"):
         try:
             return factory.from_pretrained(source.path, local_files_only=True, **kwargs)
         except OSError:
-            pass
+            if _offline():
+                raise
     return factory.from_pretrained(source.path, **kwargs)
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _not_found(source: ModelSource, error: Exception) -> UserError:
@@ -245,7 +251,16 @@ def _is_causal_lm_config(config) -> bool:
         return True
     if getattr(config, "is_encoder_decoder", False):
         return False
-    return getattr(config, "model_type", None) in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if getattr(config, "model_type", None) not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return False
+    # encoders (BERT, RoBERTa, ...) also have a causal-LM class; what the checkpoint was saved
+    # as tells them apart
+    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    architectures = getattr(config, "architectures", None) or []
+    return not architectures or any(
+        a in causal or a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))
+        for a in architectures
+    )
 
 
 def clear_quantization(model: nn.Module) -> nn.Module:
