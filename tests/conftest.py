@@ -32,6 +32,9 @@ def hf_env(tmp_path, monkeypatch):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    # huggingface_hub read the environment at import: point this process's constants there too
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", env["HF_HUB_CACHE"])
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     return {**os.environ, **env}
 
 
