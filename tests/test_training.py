@@ -95,9 +95,11 @@ def test_resume_mid_epoch_gives_the_same_weights(single_run, tmp_path):
     assert max_weight_difference(out, single) == 0.0
 
 
-def test_bf16_mixed_precision_is_passed_through(single_run, tmp_path):
+def test_accelerate_launch_passes_mixed_precision_through(single_run, tmp_path):
     recipe, single = single_run
-    proc = run([*TRAIN, str(recipe), f"output_dir={tmp_path / 'out'}", "training.mixed_precision=bf16", "training.epochs=1"])
+    proc = run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+                "--mixed_precision", "bf16", "--dynamo_backend", "no", "train.py", str(recipe),
+                f"output_dir={tmp_path / 'out'}", "training.epochs=1"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["mixed_precision"] == "bf16"

@@ -29,7 +29,7 @@ TRAINING_DEFAULTS = {
     "warmup_steps": 0,
     "max_grad_norm": None,
     "seed": 0,
-    "mixed_precision": "no",  # no | fp16 | bf16, passed to accelerate
+    "mixed_precision": None,  # no | fp16 | bf16; None: whatever `accelerate launch`/config says, else no
     "checkpoint_every": 0,  # steps between save_state; 0: only at the end of each epoch
     "keep_checkpoints": 2,
     "stop_after_steps": None,  # stop early (the schedule is unchanged), e.g. to split a long run
@@ -173,7 +173,7 @@ def _validate(recipe: Recipe) -> None:
         raise UserError(f"training.batch_size must be a positive integer or 'full', got {t['batch_size']!r}")
     if t["optimizer"] not in ("adamw", "adam", "sgd"):
         raise UserError(f"training.optimizer must be adamw, adam or sgd, got {t['optimizer']!r}")
-    if t["mixed_precision"] not in ("no", "fp16", "bf16", "fp8"):
+    if t["mixed_precision"] not in (None, "no", "fp16", "bf16", "fp8"):
         raise UserError(f"training.mixed_precision must be no, fp16, bf16 or fp8, got {t['mixed_precision']!r}")
     if not isinstance(t["lr"], (int, float)) or t["lr"] <= 0:
         raise UserError(f"training.lr must be a positive number, got {t['lr']!r}")

@@ -260,7 +260,7 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         "step": state["step"],
         "total_steps": total_steps,
         "num_processes": accelerator.num_processes,
-        "mixed_precision": t["mixed_precision"],
+        "mixed_precision": accelerator.mixed_precision,
         "train_time_s": state["train_time_s"],
         "history": state["history"],
         "final": state["history"][-1] if state["history"] else {},
