@@ -34,6 +34,7 @@ TRAINING_DEFAULTS = {
     "keep_checkpoints": 2,
     "stop_after_steps": None,  # stop early (the schedule is unchanged), e.g. to split a long run
     "eval_split": "test",
+    "eval_on_train": False,  # also measure loss/accuracy on the training set each epoch (train_eval_*)
 }
 TOP_LEVEL_FIELDS = {"id", "architecture", "description", "config", "data", "training", "card", "output_dir"}
 

@@ -178,6 +178,7 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
 
     train_dl = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=whole_batch)
     eval_dl = DataLoader(eval_set, batch_size=t["eval_batch_size"], collate_fn=whole_batch)
+    train_eval_dl = DataLoader(train_set, batch_size=t["eval_batch_size"], collate_fn=whole_batch) if t["eval_on_train"] else None
     steps_per_epoch = len(train_set) // batch_size
     total_steps = steps_per_epoch * t["epochs"]
 
@@ -189,6 +190,8 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         optimizer = optimizer_class(params, lr=t["lr"], weight_decay=t["weight_decay"])
     scheduler = get_scheduler(t["scheduler"], optimizer, num_warmup_steps=t["warmup_steps"], num_training_steps=total_steps)
     model, optimizer, train_dl, eval_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, eval_dl, scheduler)
+    if train_eval_dl is not None:
+        train_eval_dl = accelerator.prepare(train_eval_dl)
 
     # Only now, with everything checked, does the output folder appear.
     if accelerator.is_main_process:
@@ -246,6 +249,9 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
             train_loss = accelerator.reduce(loss_sum / max(loss_count, 1), "mean").item()
             record = {"epoch": state["step"] // steps_per_epoch, "step": state["step"], "train_loss": train_loss,
                       **evaluate(model, eval_dl, accelerator.gather_for_metrics)}
+            if train_eval_dl is not None:
+                train_metrics = evaluate(model, train_eval_dl, accelerator.gather_for_metrics)
+                record.update({k.replace("eval_", "train_eval_"): v for k, v in train_metrics.items()})
             state["history"].append(record)
             progress.set_postfix({k: round(v, 4) for k, v in record.items() if k.startswith("eval")})
             if not t["checkpoint_every"] or state["step"] % t["checkpoint_every"]:
