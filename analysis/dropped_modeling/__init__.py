@@ -1,0 +1,1 @@
+"""Remote code shipped into dropped-model repos (imports only torch and transformers)."""
