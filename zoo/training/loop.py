@@ -273,9 +273,11 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         # Which examples each process trained on: counts and index sums show the data was split.
         "examples_per_process": [{"examples": int(c), "index_sum": s, "index_square_sum": q} for c, s, q in seen],
     }
+    # get_state_dict is collective: under FSDP / DeepSpeed ZeRO-3 every process helps gather the weights.
+    state_dict = accelerator.get_state_dict(model) if finished else None
     if accelerator.is_main_process:
         if finished:
-            _save_final(accelerator.unwrap_model(model), output_dir)
+            _save_final(accelerator.unwrap_model(model), state_dict, output_dir)
         _write_json_atomic(output_dir / "metrics.json", metrics)
         accelerator.print(f"{'saved' if finished else 'stopped at step ' + str(state['step']) + '; checkpoint in'} {output_dir}")
     accelerator.wait_for_everyone()
@@ -283,10 +285,10 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     return TrainResult(output_dir=output_dir, metrics=metrics)
 
 
-def _save_final(model, output_dir: Path) -> None:
+def _save_final(model, state_dict: dict, output_dir: Path) -> None:
     """save_pretrained into a temporary sibling folder, then move the files in: never half-written."""
     with tempfile.TemporaryDirectory(dir=output_dir, prefix=".saving-") as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
         for item in Path(tmp).iterdir():
             item.chmod(0o644)  # the temporary folder's private mode must not leak into the output
             os.replace(item, output_dir / item.name)
