@@ -1191,7 +1191,8 @@ def _cli(args) -> int:
 
         revision = publish_to_cache(os.path.join(out, "model"), repo_id)
         print(f"published {repo_id} (revision {revision[:12]}) to the local Hugging Face cache")
-    base, last = report.rows[0], report.rows[-1]
+    base = report.rows[0]
+    last = next((r for r in report.rows[1:] if r.k == len(report.dropped) and r.dropped == report.dropped), report.rows[-1])
     print(f"dropped {kind} {report.dropped} ({report.mode}) from {args.model}: perplexity "
           f"{base.perplexity:.2f} -> {last.perplexity:.2f}"
           + (f", decode {base.decode_tokens_per_s:.1f} -> {last.decode_tokens_per_s:.1f} tokens/s"
