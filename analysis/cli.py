@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import UserError
+from zoo.errors import run_cli
 
 # Tool modules, in the order they appear in --help. A module that is missing is skipped, so a
 # tool can land on its own.
@@ -35,19 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except UserError as error:
-        print(f"zoo-analysis {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -7,3 +7,25 @@ class UserError(ValueError):
     The CLIs print its message and exit non-zero, without a traceback; the Python API lets it
     propagate. It subclasses ValueError so callers that catch ValueError keep working.
     """
+
+
+def run_cli(parser, argv=None) -> int:
+    """Parse `argv`, call the chosen sub-command's `func(args)`, and turn user mistakes into one line.
+
+    Shared by `zoo` and `zoo-analysis`: a UserError prints "PROG COMMAND: error: ..." and exits 2,
+    Ctrl-C exits 130; anything else is a bug and keeps its traceback.
+    """
+    import sys
+
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as error:
+        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
