@@ -14,7 +14,7 @@ import torch
 
 from .errors import UserError
 
-__all__ = ["builtin_texts", "load_texts", "tokenize_texts", "load_prompts", "iter_batches"]
+__all__ = ["builtin_texts", "load_texts", "tokenize_texts", "pack_texts", "load_prompts", "iter_batches"]
 
 
 def builtin_texts(min_chars: int = 400) -> list[str]:
@@ -117,12 +117,33 @@ def load_prompts(
     split: str = "train",
     text_column: str | None = None,
     seed: int = 0,
+    pack: bool = True,
 ) -> list[torch.Tensor]:
-    """``num_prompts`` tokenized prompts of at most ``max_tokens`` tokens."""
+    """``num_prompts`` tokenized prompts of ``max_tokens`` tokens (``pack``: consecutive texts
+    are joined so that every prompt is full length; otherwise each text is cut to length)."""
     texts = load_texts(source, split=split, text_column=text_column, seed=seed)
+    if pack:
+        texts = pack_texts(tokenizer, texts, max_tokens, num_prompts)
     prompts = tokenize_texts(tokenizer, texts[: max(num_prompts * 2, num_prompts)], max_tokens,
                              min_tokens=min(min_tokens, max_tokens))
     return prompts[:num_prompts]
+
+
+def pack_texts(tokenizer, texts: list[str], max_tokens: int, limit: int | None = None) -> list[str]:
+    """Join consecutive texts (blank line between) until each has at least ``max_tokens`` tokens,
+    so every prompt is full length; the last, shorter one is kept only if nothing else is."""
+    packed: list[str] = []
+    current = ""
+    for text in texts:
+        current = f"{current}\n\n{text}" if current else text
+        if len(tokenizer(current, add_special_tokens=True)["input_ids"]) >= max_tokens:
+            packed.append(current)
+            current = ""
+            if limit is not None and len(packed) >= limit:
+                break
+    if current and not packed:
+        packed.append(current)
+    return packed
 
 
 def iter_batches(prompts: list[torch.Tensor], batch_size: int, pad_id: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
