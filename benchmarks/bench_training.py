@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def plain_loop(recipe_name: str, epochs: int) -> float:
+def plain_loop(recipe_name: str, epochs: int) -> tuple[float, float]:
     """The textbook loop: tensors in memory, randperm batches, forward, backward, step."""
     import torch
     from transformers import get_scheduler
@@ -42,7 +42,7 @@ def plain_loop(recipe_name: str, epochs: int) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
     scheduler = get_scheduler(t["scheduler"], optimizer, num_warmup_steps=t["warmup_steps"],
                               num_training_steps=steps_per_epoch * epochs)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     for _ in range(epochs):
         order = torch.randperm(len(y))
         for step in range(steps_per_epoch):
@@ -52,10 +52,10 @@ def plain_loop(recipe_name: str, epochs: int) -> float:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - started_cpu
 
 
-def zoo_loop(recipe_name: str, epochs: int, processes: int, threads: int) -> tuple[float, int]:
+def zoo_loop(recipe_name: str, epochs: int, processes: int, threads: int) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as out:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)] if processes > 1 else [sys.executable]
         cmd = [*launcher, str(ROOT / "train.py"), recipe_name, f"training.epochs={epochs}", f"output_dir={out}",
@@ -63,14 +63,15 @@ def zoo_loop(recipe_name: str, epochs: int, processes: int, threads: int) -> tup
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=ROOT)
         metrics = json.loads((Path(out) / "metrics.json").read_text())
-        return metrics["train_time_s"], sum(p["examples"] for p in metrics["examples_per_process"])
+        return metrics["train_time_s"], metrics["train_cpu_time_s"], sum(p["examples"] for p in metrics["examples_per_process"])
 
 
-def run_plain_subprocess(recipe_name: str, epochs: int, threads: int) -> float:
+def run_plain_subprocess(recipe_name: str, epochs: int, threads: int) -> tuple[float, float]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     out = subprocess.run([sys.executable, __file__, "--plain", "--recipe", recipe_name, "--epochs", str(epochs)],
                          check=True, capture_output=True, text=True, env=env, cwd=ROOT)
-    return float(out.stdout.strip().splitlines()[-1])
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def main() -> None:
@@ -79,31 +80,42 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads of a single process")
+    parser.add_argument("--skip-processes", action="store_true", help="only the overhead comparison")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "training.json"))
     args = parser.parse_args()
     if args.plain:
-        print(plain_loop(args.recipe, args.epochs))
+        print(*plain_loop(args.recipe, args.epochs))
         return
 
-    plain, zoo, one, two = [], [], [], []
+    plain, zoo, plain_cpu, zoo_cpu, one, two = [], [], [], [], [], []
     for repeat in range(args.repeats):
-        plain.append(run_plain_subprocess(args.recipe, args.epochs, args.threads))
-        zoo_time, examples = zoo_loop(args.recipe, args.epochs, 1, args.threads)
-        zoo.append(zoo_time)
-        one.append(examples / zoo_time)
-        two_time, two_examples = zoo_loop(args.recipe, args.epochs, 2, max(1, args.threads // 2))
-        two.append(two_examples / two_time)
-        print(f"repeat {repeat + 1}: plain {plain[-1]:.2f} s, zoo {zoo[-1]:.2f} s, "
-              f"1 process {one[-1]:.0f} ex/s, 2 processes {two[-1]:.0f} ex/s", flush=True)
+        wall, cpu = run_plain_subprocess(args.recipe, args.epochs, args.threads)
+        plain.append(wall)
+        plain_cpu.append(cpu)
+        wall, cpu, examples = zoo_loop(args.recipe, args.epochs, 1, args.threads)
+        zoo.append(wall)
+        zoo_cpu.append(cpu)
+        one.append(examples / wall)
+        if not args.skip_processes:
+            two_wall, _, two_examples = zoo_loop(args.recipe, args.epochs, 2, max(1, args.threads // 2))
+            two.append(two_examples / two_wall)
+        print(f"repeat {repeat + 1}: plain {plain[-1]:.2f} s ({plain_cpu[-1]:.2f} s CPU), zoo {zoo[-1]:.2f} s "
+              f"({zoo_cpu[-1]:.2f} s CPU), 1 process {one[-1]:.0f} ex/s"
+              + (f", 2 processes {two[-1]:.0f} ex/s" if two else ""), flush=True)
+    median = statistics.median
     result = {
         "recipe": args.recipe, "epochs": args.epochs, "repeats": args.repeats, "threads": args.threads,
-        "plain_s": plain, "zoo_s": zoo,
-        "overhead_ratio": statistics.median(zoo) / statistics.median(plain),
-        "examples_per_s_1_process": statistics.median(one),
-        "examples_per_s_2_processes": statistics.median(two),
-        "speedup_2_over_1": statistics.median(two) / statistics.median(one),
+        "plain_s": plain, "zoo_s": zoo, "plain_cpu_s": plain_cpu, "zoo_cpu_s": zoo_cpu,
+        "overhead_ratio_wall": median(zoo) / median(plain),
+        # CPU time is what the loop itself costs; unlike wall time it barely moves when other
+        # processes load the machine (with one thread per process).
+        "overhead_ratio_cpu": median(zoo_cpu) / median(plain_cpu),
+        "examples_per_s_1_process": median(one),
+        "examples_per_s_2_processes": median(two) if two else None,
+        "speedup_2_over_1": median(two) / median(one) if two else None,
         "cpu_count": os.cpu_count(),
+        "load_average_at_end": os.getloadavg()[0],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

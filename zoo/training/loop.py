@@ -197,7 +197,7 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     if accelerator.is_main_process:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "recipe.yaml").write_text(recipe.to_yaml())
-    state = {"step": 0, "history": [], "train_time_s": 0.0, "seen": [0, 0, 0]}  # seen: count, Σidx, Σidx² (this process)
+    state = {"step": 0, "history": [], "train_time_s": 0.0, "train_cpu_time_s": 0.0, "seen": [0, 0, 0]}  # seen: count, Σidx, Σidx² (this process)
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
         saved = json.loads((resume_from / "trainer_state.json").read_text())
@@ -222,7 +222,8 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         epoch, skip = divmod(state["step"], steps_per_epoch)
         train_dl.set_epoch(epoch)
         batches = accelerator.skip_first_batches(train_dl, skip) if skip else train_dl
-        loss_sum, loss_count, started = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
+        loss_sum, loss_count = torch.zeros((), dtype=torch.float64), 0
+        started, started_cpu = time.perf_counter(), time.process_time()
         for batch in batches:
             index = batch.pop("example_index").double()
             state["seen"] = [state["seen"][0] + len(index), state["seen"][1] + index.sum().item(), state["seen"][2] + (index**2).sum().item()]
@@ -239,11 +240,13 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
             progress.update(1)
             if t["checkpoint_every"] and state["step"] % t["checkpoint_every"] == 0:
                 state["train_time_s"] += time.perf_counter() - started
+                state["train_cpu_time_s"] += time.process_time() - started_cpu
                 save_checkpoint()
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
             if state["step"] >= stop_at:
                 break
         state["train_time_s"] += time.perf_counter() - started
+        state["train_cpu_time_s"] += time.process_time() - started_cpu
         epoch_done = state["step"] % steps_per_epoch == 0
         if epoch_done:
             train_loss = accelerator.reduce(loss_sum / max(loss_count, 1), "mean").item()
@@ -267,7 +270,8 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         "total_steps": total_steps,
         "num_processes": accelerator.num_processes,
         "mixed_precision": accelerator.mixed_precision,
-        "train_time_s": state["train_time_s"],
+        "train_time_s": state["train_time_s"],  # wall time of the training steps (no eval, no checkpoints)
+        "train_cpu_time_s": state["train_cpu_time_s"],  # CPU time of this (main) process over the same steps
         "history": state["history"],
         "final": state["history"][-1] if state["history"] else {},
         # Which examples each process trained on: counts and index sums show the data was split.
