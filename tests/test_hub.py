@@ -137,3 +137,30 @@ def test_push_without_token_is_a_clear_error(trained, tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     with pytest.raises(UserError, match="token"):
         push_to_hub(tmp_path, "zooscope/x")
+
+
+def test_push_uploads_the_repo_folder_with_hf_api(trained, tmp_path, monkeypatch):
+    """--push goes through huggingface_hub's HfApi (recorded here: the Hub is unreachable)."""
+    import huggingface_hub
+
+    calls = []
+
+    class RecordingApi:
+        def __init__(self, token):
+            calls.append(("init", token))
+
+        def create_repo(self, repo_id, exist_ok, private):
+            calls.append(("create_repo", repo_id, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            calls.append(("upload_folder", sorted(p.name for p in Path(folder_path).iterdir()), repo_id))
+            return type("Commit", (), {"commit_url": f"https://hub.example/{repo_id}/commit/1"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test_token")
+    recipe, out = trained
+    result = publish(recipe, push=True, repo_dir=tmp_path / "repo", output_dir=out, cache_dir=tmp_path / "cache")
+    assert calls[0] == ("init", "hf_test_token")
+    assert calls[1] == ("create_repo", "zooscope/tiny-mlp-digits", True)
+    assert calls[2][0] == "upload_folder" and "model.safetensors" in calls[2][1] and "README.md" in calls[2][1]
+    assert result.url.endswith("/commit/1")
