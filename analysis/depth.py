@@ -180,8 +180,9 @@ class _ContributionAccumulator:
 
     def _outliers(self, index: int, h: torch.Tensor):
         sq = h.float().square()
-        first = self.real[:, :1, None].float()
-        rest = self.real[:, 1:, None].float()
+        real = self.real.to(h.device)
+        first = real[:, :1, None].float()
+        rest = real[:, 1:, None].float()
         self.sq_first[index] += (sq[:, :1] * first).sum(dim=(0, 1)).double().cpu()
         self.sq_rest[index] += (sq[:, 1:] * rest).sum(dim=(0, 1)).double().cpu()
         absolute = h.float().abs()
@@ -228,7 +229,7 @@ class _ContributionAccumulator:
                 (m * mid).sum(-1) / (nm * nmid).clamp_min(_EPS),
                 (dh * h).sum(-1) / (ndh * nh).clamp_min(_EPS),
             )
-            w = self.weights
+            w = self.weights.to(out.device)  # layers may sit on different devices (device_map)
             for index, value in enumerate(values):
                 self.sums[index, l] += float((value * w).sum())
             self.norm_sums[l] += float((nh * w).sum())

@@ -6,7 +6,9 @@ Contributions pass (the six per-layer ratios/cosines, position 0 excluded):
   stored      every h_l, a_l, m_l stored (analysis.depth.collect_activations), then tensor math
   tlens       TransformerLens TransformerBridge.run_with_cache (if installed), then tensor math
   nnsight     nnsight LanguageModel.trace with saved layer inputs/outputs (if installed)
-Time: median over repeats of (method time / bare time), measured alternately in one process.
+Time: median over repeats of (method time / bare time), measured alternately in one process,
+as process CPU time (robust when other jobs share the cores; --threads 1 keeps it clean) and as
+wall time.
 Working memory: peak RSS above the RSS before the call, sampled every 2 ms, one fresh process
 per method. Numbers: the max abs difference of every averaged statistic from the streaming one.
 
@@ -187,16 +189,19 @@ def worker(args) -> dict:
             return result
         bare = make_runner("bare", model, tokenizer, prompts, args.batch_size)
         bare(), run()  # warm up
-        bare_times, times = [], []
+        bare_times, times, bare_cpu, cpu = [], [], [], []
         for _ in range(args.repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             bare()
             bare_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
+            bare_cpu.append(time.process_time() - start_cpu)
+            start, start_cpu = time.perf_counter(), time.process_time()
             numbers = run()
             times.append(time.perf_counter() - start)
-        result.update(bare_s=bare_times, method_s=times,
-                      ratio=statistics.median(t / b for t, b in zip(times, bare_times)), numbers=numbers)
+            cpu.append(time.process_time() - start_cpu)
+        result.update(bare_s=bare_times, method_s=times, bare_cpu_s=bare_cpu, method_cpu_s=cpu,
+                      ratio=statistics.median(t / b for t, b in zip(times, bare_times)),
+                      cpu_ratio=statistics.median(t / b for t, b in zip(cpu, bare_cpu)), numbers=numbers)
     return result
 
 
@@ -220,7 +225,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default="bare,streaming,stored,tlens,nnsight")
     parser.add_argument("--skip-prompts", type=int, default=2)
     parser.add_argument("--skip-tokens", type=int, default=64)
@@ -257,10 +262,12 @@ def main() -> None:
             if timing is None or memory is None:
                 results["contributions"][method] = {"error": "not installed or failed"}
                 continue
-            entry = {"time_ratio": timing["ratio"], "peak_mb": memory["peak_mb"]}
+            entry = {"cpu_time_ratio": timing.get("cpu_ratio", 1.0), "wall_time_ratio": timing["ratio"],
+                     "peak_mb": memory["peak_mb"]}
             if "bare_s" in timing:
-                entry["bare_s"] = statistics.median(timing["bare_s"])
-                entry["method_s"] = statistics.median(timing["method_s"])
+                entry["bare_cpu_s"] = statistics.median(timing["bare_cpu_s"])
+                entry["method_cpu_s"] = statistics.median(timing["method_cpu_s"])
+                entry["bare_wall_s"] = statistics.median(timing["bare_s"])
             if timing.get("numbers") is not None:
                 numbers = torch.tensor(timing["numbers"], dtype=torch.float64)
                 if method == "streaming":
@@ -281,16 +288,18 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     positions = [depth._choose_positions(len(p), args.skip_positions, "from", generator) for p in skip_prompts]
     with torch.no_grad():
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fast = depth.skip_effects(adapter, skip_prompts, positions=positions, progress=False)
-        fast_s = time.perf_counter() - start
-        start = time.perf_counter()
+        fast_s, fast_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        start, start_cpu = time.perf_counter(), time.process_time()
         slow = depth.skip_effects_reference(adapter, skip_prompts, positions=positions)
-        slow_s = time.perf_counter() - start
+        slow_s, slow_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     diff = max(float((fast.matrix(k) - slow.matrix(k)).abs().max()) for k in fast.kinds)
     out_diff = max(abs(a - b) for k in fast.kinds for a, b in zip(fast.output_effect[k], slow.output_effect[k]))
     results["skip"] = {"prompts": len(skip_prompts), "tokens": args.skip_tokens, "positions": args.skip_positions,
-                       "kinds": fast.kinds, "batched_s": fast_s, "reference_s": slow_s, "speedup": slow_s / fast_s,
+                       "kinds": fast.kinds, "batched_wall_s": fast_s, "reference_wall_s": slow_s,
+                       "batched_cpu_s": fast_cpu, "reference_cpu_s": slow_cpu,
+                       "speedup_cpu": slow_cpu / fast_cpu, "speedup_wall": slow_s / fast_s,
                        "max_abs_diff_layer_effect": diff, "max_abs_diff_output_effect": out_diff}
     print(f"  skip: {json.dumps(results['skip'])}")
     print(json.dumps(results, indent=1))
