@@ -598,9 +598,12 @@ def skip_effects(
         for start in range(0, carried.shape[0], rows_per_chunk):
             chunk = carried[start:start + rows_per_chunk]
             chunk_meta = meta[start:start + rows_per_chunk]
-            probs = adapter.logits(chunk).float().softmax(-1)
-            change = (probs - base_probs).norm(dim=-1)
-            values = _row_max(change, measured_all[chunk_meta[:, 2].to(device)]).double().cpu()
+            # the head only where it is measured (positions >= t), not on the whole sequence
+            rows, where = measured_all[chunk_meta[:, 2].to(device)].nonzero(as_tuple=True)
+            probs = adapter.logits(chunk[rows, where]).float().softmax(-1)
+            change = (probs - base_probs[where]).norm(dim=-1)
+            values = torch.zeros(chunk.shape[0], device=device).scatter_reduce_(
+                0, rows, change, reduce="amax").double().cpu()
             out_effect.view(-1).scatter_reduce_(0, chunk_meta[:, 0] * L + chunk_meta[:, 1], values, reduce="amax")
     return SkipResult(
         mode=mode,

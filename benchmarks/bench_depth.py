@@ -256,7 +256,7 @@ def main() -> None:
         args.prompts_file = os.path.join(tmp, "prompts.pt")
         torch.save(prompts, args.prompts_file)
         reference_numbers = None
-        for method in args.methods.split(","):
+        for method in [m for m in args.methods.split(",") if m and m != "none"]:
             timing = spawn(method, args) if method != "bare" else {"ratio": 1.0}
             memory = spawn(method, args, memory=True)
             if timing is None or memory is None:
