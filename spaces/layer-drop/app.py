@@ -1,0 +1,186 @@
+"""layer-drop: drop the least important attention / MLP sublayers or whole blocks of a decoder
+LM, and see what it costs and gains (He et al. 2024, "What Matters in Transformers? Not All
+Attention is Needed").
+
+Choose a model by name (default: the packaged SmolLM2-135M-Instruct GGUF), what to drop (kind,
+how many, one-shot or iterative) → ``analysis.drop.run_drop`` scores every module on
+calibration prompts, drops a copy of the model and measures perplexity and speed before and
+after (with a progress bar); then the importance plot, the before/after table, text generated
+by the full and the dropped model, and the report as downloadable JSON. Every request is bounded
+(``zoo.spaces_support.LIMITS``).
+
+Run locally: ``python spaces/layer-drop/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import gradio as gr  # noqa: E402
+import torch  # noqa: E402
+
+from zoo.errors import UserError  # noqa: E402
+from zoo.spaces_support import (  # noqa: E402
+    LIMITS,
+    ModelCache,
+    bounded,
+    check_model_name,
+    check_parameters,
+    check_text,
+    gradio_errors,
+    launch,
+    lm_choices,
+    output_folder,
+    write_json,
+)
+
+FALLBACK_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+KINDS = {"attn": "attention sublayers", "mlp": "MLP sublayers", "block": "whole blocks"}
+EVAL_PROMPTS = 8
+SPEED_TOKENS = 64
+DEFAULT_PROMPT = "The three most useful things to know about the Python programming language are"
+
+
+def choices() -> list[tuple[str, str]]:
+    return lm_choices() or [(FALLBACK_MODEL, FALLBACK_MODEL)]
+
+
+def _load(name: str):
+    from analysis.models import DecoderAdapter, load_model
+
+    loaded = load_model(name)  # trust_remote_code only for zooscope/ repos
+    check_parameters(loaded.model, name)
+    layers = DecoderAdapter(loaded.model).num_layers
+    if layers > LIMITS["layers"]:
+        raise UserError(f"{name} has {layers} layers; this Space drops layers of models with at most {LIMITS['layers']}")
+    return loaded
+
+
+MODELS = ModelCache(_load, size=1)
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompt: str, new_tokens: int) -> str:
+    """Greedy continuation (through the chat template when the tokenizer has one)."""
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)["input_ids"]
+    else:
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    ids = ids[:, -LIMITS["max_tokens"]:]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                         do_sample=False, pad_token_id=pad)
+    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def _number(value, digits=2) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def before_after(report) -> str:
+    before, after = report.rows[0], report.rows[-1]
+    lines = ["| | full model | dropped | change |", "|---|---|---|---|"]
+    for label, key, digits in (("perplexity", "perplexity", 3), ("prefill tokens/s", "prefill_tokens_per_s", 1),
+                               ("decode tokens/s", "decode_tokens_per_s", 1),
+                               ("KV cache bytes/token", "kv_bytes_per_token", 0),
+                               ("parameters", "num_parameters", 0)):
+        a, b = getattr(before, key), getattr(after, key)
+        change = f"{b / a:.3f}×" if a and b is not None else "—"
+        lines.append(f"| {label} | {_number(a, digits)} | {_number(b, digits)} | {change} |")
+    return (f"Dropped {len(report.dropped)} {KINDS[report.kind]} ({report.mode}): layers **{report.dropped}** of "
+            f"{report.num_layers}; {report.calibration_tokens} calibration tokens, {report.eval_tokens} held-out "
+            "tokens for perplexity.\n\n" + "\n".join(lines))
+
+
+@gradio_errors
+def drop_layers(model: str, kind: str, n, mode: str, num_prompts, max_tokens, prompt: str, new_tokens,
+                progress=gr.Progress(track_tqdm=True)):
+    """Returns (figures, before/after markdown, full model's text, dropped model's text,
+    report.json path, dropped layers)."""
+    from analysis.drop import run_drop
+
+    name = check_model_name(model, [value for _, value in choices()])
+    if kind not in KINDS:
+        raise UserError(f"kind must be one of {', '.join(KINDS)}")
+    if mode not in ("one-shot", "iterative"):
+        raise UserError("mode must be one-shot or iterative")
+    n = bounded(n, "number of modules to drop", 1, LIMITS["layers"])
+    num_prompts = bounded(num_prompts, "calibration prompts", 1, LIMITS["prompts"])
+    max_tokens = bounded(max_tokens, "tokens per prompt", 8, LIMITS["max_tokens"])
+    new_tokens = bounded(new_tokens, "new tokens", 1, LIMITS["new_tokens"])
+    prompt = check_text(prompt, "the generation prompt", max_chars=2000)
+    progress(0.0, desc=f"loading {name}")
+    loaded = MODELS.get(name)
+    work = copy.deepcopy(loaded.model)  # run_drop drops in place; the cached model stays whole
+    progress(0.1, desc="scoring and dropping")
+    report, dropped = run_drop(
+        work, loaded.tokenizer, kind=kind, n=n, mode=mode,
+        name=os.path.basename(name) if name.endswith(".gguf") else name,
+        num_prompts=num_prompts, eval_prompts=min(EVAL_PROMPTS, num_prompts), max_tokens=max_tokens, batch_size=4,
+        speed=True, speed_tokens=min(SPEED_TOKENS, max_tokens), new_tokens=16, repeats=2, progress=True,
+    )
+    progress(0.85, desc="generating")
+    before_text = generate(loaded.model, loaded.tokenizer, prompt, new_tokens)
+    after_text = generate(dropped, loaded.tokenizer, prompt, new_tokens)
+    folder = output_folder("drop")
+    figures = report.plot(folder)
+    data = report.to_dict()
+    data["generation"] = {"prompt": prompt, "new_tokens": new_tokens, "full": before_text, "dropped": after_text}
+    path = write_json(data, folder, "drop-report.json")
+    del work, dropped
+    return (figures, before_after(report), before_text, after_text, path,
+            {"kind": report.kind, "mode": report.mode, "dropped": report.dropped,
+             "drop_attn_list": report.attn_list, "drop_mlp_list": report.mlp_list})
+
+
+def build_demo() -> gr.Blocks:
+    options = choices()
+    with gr.Blocks(title="zooscope layer drop") as demo:
+        gr.Markdown(
+            "# zooscope layer drop\n"
+            "Drop the attention sublayers, MLP sublayers or whole blocks whose output is most similar "
+            "to their input (He et al. 2024, *What Matters in Transformers? Not All Attention is "
+            "Needed*), then compare perplexity, speed and generated text before and after. Choose a "
+            f"model — one of the list, a zoo id or a Hub id (at most {LIMITS['parameters'] / 1e9:.1f} B "
+            "parameters).")
+        with gr.Row():
+            model = gr.Dropdown(options, value=options[0][1], label="Model", allow_custom_value=True,
+                                elem_id="model", scale=3)
+            run = gr.Button("Drop and compare", variant="primary", elem_id="run", scale=1)
+        with gr.Row():
+            kind = gr.Radio(list(KINDS), value="attn", label="Drop", elem_id="kind",
+                            info="attn: attention sublayers, mlp: MLP sublayers, block: whole blocks")
+            mode = gr.Radio(["one-shot", "iterative"], value="one-shot", label="Mode", elem_id="mode",
+                            info="iterative re-scores after each drop")
+            n = gr.Number(value=2, precision=0, label="How many", elem_id="n", minimum=1)
+        with gr.Row():
+            num_prompts = gr.Slider(1, LIMITS["prompts"], value=4, step=1, label="Calibration prompts",
+                                    elem_id="num-prompts")
+            max_tokens = gr.Slider(8, LIMITS["max_tokens"], value=64, step=8, label="Tokens per prompt",
+                                   elem_id="max-tokens")
+            new_tokens = gr.Slider(1, LIMITS["new_tokens"], value=24, step=1, label="New tokens to generate",
+                                   elem_id="new-tokens")
+        prompt = gr.Textbox(DEFAULT_PROMPT, label="Generation prompt", lines=2, elem_id="prompt", max_length=2000)
+        table = gr.Markdown(elem_id="table")
+        with gr.Row():
+            before_text = gr.Textbox(label="Full model", lines=4, elem_id="before", interactive=False)
+            after_text = gr.Textbox(label="Dropped model", lines=4, elem_id="after", interactive=False)
+        plots = gr.Gallery(label="Importance (1 − cosine similarity); dropped ones hatched", columns=2,
+                           height="auto", elem_id="plots")
+        with gr.Row():
+            report_file = gr.File(label="drop-report.json", elem_id="report")
+            dropped = gr.JSON(label="Dropped", elem_id="dropped")
+        run.click(drop_layers, [model, kind, n, mode, num_prompts, max_tokens, prompt, new_tokens],
+                  [plots, table, before_text, after_text, report_file, dropped], api_name="drop")
+    return demo
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    launch(demo)

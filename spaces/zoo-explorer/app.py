@@ -1,0 +1,433 @@
+"""zoo-explorer: browse the zooscope model zoo and try each model.
+
+Choose a zoo model by name → its model card, config and training curves (from the published
+repo's README.md, config.json and metrics.json). "Try it" follows from the model's task and
+data set (``zoo.spaces_support.widget_kind``): draw or upload an image for the image
+classifiers, the decision boundary in the plane of the two cluster directions for the
+XOR-cluster models, a pair (a, b) for modular arithmetic, and a test example with the
+model's prediction for anything else — so a new zoo entry needs no new app.
+
+Run locally: ``python spaces/zoo-explorer/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+are honoured). Models come from the local Hugging Face cache (``zoo publish``) or the Hub.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import gradio as gr  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo.errors import UserError  # noqa: E402
+from zoo.spaces_support import ModelCache, gradio_errors, image_to_pixels, launch, widget_kind  # noqa: E402
+
+HUB_ORG = "zooscope"
+GRID = 121  # decision-boundary grid per side
+WIDGETS = ("image", "plane", "pair", "example")
+
+
+# ------------------------------------------------------------------------------------------
+# names and repos
+# ------------------------------------------------------------------------------------------
+
+
+def cached_zoo_repos() -> list[str]:
+    """Ids of zooscope/<id> repos already in the local Hugging Face cache."""
+    from huggingface_hub import constants
+
+    try:
+        entries = os.listdir(constants.HF_HUB_CACHE)
+    except OSError:
+        return []
+    prefix = f"models--{HUB_ORG}--"
+    return sorted(e[len(prefix):] for e in entries if e.startswith(prefix))
+
+
+def model_names() -> list[str]:
+    """Every recipe id and every zoo repo in the local cache (published ones first)."""
+    published = cached_zoo_repos()
+    return published + [r for r in zoo.list_models(pretrained=True) if r not in published]
+
+
+def _repo_id(name: str) -> str:
+    if not name or not str(name).strip():
+        raise UserError("choose a model: the name is empty")
+    name = str(name).strip()
+    bare = name.removeprefix(f"{HUB_ORG}/")
+    if "/" in bare or not bare or bare.startswith("."):
+        raise UserError(f"{name!r} is not a zoo model: zoo ids look like 'mlp-fashion-mnist' or 'zooscope/<id>'")
+    return f"{HUB_ORG}/{bare}"
+
+
+def repo_folder(name: str) -> str:
+    """The published repo's folder (local cache first; the Hub when online)."""
+    from huggingface_hub import constants, snapshot_download
+
+    repo_id = _repo_id(name)
+    patterns = ["*.json", "*.md", "*.yaml"]
+    try:
+        return snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns)
+    except Exception:  # noqa: BLE001 - not in the cache: try the Hub, unless offline
+        if constants.HF_HUB_OFFLINE:
+            pass
+        else:
+            try:
+                return snapshot_download(repo_id, allow_patterns=patterns)
+            except Exception:  # noqa: BLE001
+                pass
+    bare = repo_id.split("/", 1)[1]
+    known = bare in zoo.list_models(pretrained=True)
+    hint = (f"train and publish it first: accelerate launch train.py hub_configs/{bare}.yaml && zoo publish {bare}"
+            if known else f"known zoo models: {', '.join(model_names()) or '(none)'}")
+    raise UserError(f"zoo model {repo_id!r} is not published (not in the local cache or on the Hub); {hint}")
+
+
+def _read(folder: str, filename: str) -> str | None:
+    path = os.path.join(folder, filename)
+    return open(path, encoding="utf-8").read() if os.path.isfile(path) else None
+
+
+def _load_model(name: str):
+    from zoo.hub import load_pretrained
+
+    return load_pretrained(_repo_id(name)).eval()  # trust_remote_code for zooscope/ only
+
+
+MODELS = ModelCache(_load_model, size=3)
+
+
+class Entry:
+    """Everything the page shows about one published model."""
+
+    def __init__(self, name: str):
+        self.repo_id = _repo_id(name)
+        self.folder = repo_folder(name)
+        self.config = json.loads(_read(self.folder, "config.json") or "{}")
+        self.metrics = json.loads(_read(self.folder, "metrics.json") or "{}")
+        recipe_text = _read(self.folder, "recipe.yaml")
+        self.recipe = yaml.safe_load(recipe_text) if recipe_text else {}
+        self.recipe_text = recipe_text or ""
+        self.card = _read(self.folder, "README.md") or ""
+        data = self.recipe.get("data") or {}
+        self.data_name = data.get("name") if isinstance(data, dict) else data
+        self.data_params = {k: v for k, v in data.items() if k not in ("name", "eval_split")} if isinstance(data, dict) else {}
+        model_type = self.config.get("model_type", "")
+        try:
+            arch = zoo.get_architecture(model_type)
+            self.description = arch.description
+            self.task = arch.task_auto_class or "AutoModel"
+            self.main_input = arch.model_class.main_input_name
+        except UserError:
+            self.description, self.task, self.main_input = "", "AutoModel", "input_features"
+        self.widget = widget_kind(self.main_input, self.data_name)
+
+    @property
+    def model(self):
+        return MODELS.get(self.repo_id)
+
+    def labels(self) -> dict[int, str]:
+        id2label = self.config.get("id2label") or {}
+        return {int(k): str(v) for k, v in id2label.items()}
+
+    def test_split(self):
+        if not self.data_name:
+            raise UserError(f"{self.repo_id} has no recipe.yaml naming its data set")
+        split = (self.recipe.get("data") or {}).get("eval_split") or (self.recipe.get("training") or {}).get("eval_split", "test")
+        return zoo.data.load(self.data_name, split=split, **self.data_params)
+
+
+def _card_body(card: str) -> str:
+    if card.startswith("---"):
+        parts = card.split("---", 2)
+        if len(parts) == 3:
+            return parts[2].strip()
+    return card
+
+
+# ------------------------------------------------------------------------------------------
+# plots
+# ------------------------------------------------------------------------------------------
+
+
+def training_curves(entry: Entry):
+    history = entry.metrics.get("history") or []
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    if not history:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no training history in metrics.json", ha="center", va="center")
+            ax.set_axis_off()
+        return fig
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    for key, style in (("train_loss", "o-"), ("eval_loss", "s-"), ("train_eval_loss", "^--")):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            axes[0].plot(epochs, [np.nan if v is None else v for v in values], style, ms=3, label=key)
+    for key, style in (("eval_accuracy", "s-"), ("train_eval_accuracy", "^--")):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            axes[1].plot(epochs, [np.nan if v is None else v for v in values], style, ms=3, label=key)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("accuracy")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"{entry.repo_id}: training curves", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def decision_boundary(entry: Entry):
+    """The model's decision over the plane spanned by the two cluster directions (estimated
+    from the test set's cluster means), with the test points projected onto it."""
+    data = entry.test_split()
+    if "cluster" not in data.column_names:
+        raise UserError(f"{entry.data_name} has no cluster column: no plane to draw")
+    columns = data[:]
+    x = columns["input_features"].float()
+    cluster = columns["cluster"].numpy()
+    labels = columns["labels"].numpy()
+    means = [x[cluster == c].mean(0) for c in range(4)]
+    mu1 = (means[0] - means[1]) / 2
+    mu2 = (means[2] - means[3]) / 2
+    e1 = mu1 / mu1.norm()
+    e2 = mu2 - (mu2 @ e1) * e1
+    e2 = e2 / e2.norm()
+    u, v = (x @ e1).numpy(), (x @ e2).numpy()
+    extent = float(max(np.abs(u).max(), np.abs(v).max())) * 1.1
+    grid = np.linspace(-extent, extent, GRID)
+    gu, gv = np.meshgrid(grid, grid)
+    points = torch.from_numpy(gu.ravel()).float()[:, None] * e1 + torch.from_numpy(gv.ravel()).float()[:, None] * e2
+    model = entry.model
+    probs = torch.softmax(model(input_features=points).logits.float(), -1)[:, 1].reshape(GRID, GRID).numpy()
+    predicted = model(input_features=x).logits.argmax(-1).numpy()
+    accuracy = float((predicted == labels).mean())
+    names = entry.labels()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    image = ax.contourf(gu, gv, probs, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.75)
+    ax.contour(gu, gv, probs, levels=[0.5], colors="black", linewidths=1)
+    for label, marker in ((0, "o"), (1, "s")):
+        chosen = labels == label
+        ax.scatter(u[chosen], v[chosen], s=6, marker=marker, edgecolors="none",
+                   c="navy" if label == 0 else "darkred", label=f"test: {names.get(label, label)}")
+    fig.colorbar(image, ax=ax, label=f"P({names.get(1, 1)})")
+    ax.set_xlabel("μ₁ direction")
+    ax.set_ylabel("μ₂ direction")
+    ax.set_title(f"{entry.repo_id}\ndecision boundary in the cluster plane (test accuracy {accuracy:.3f})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig, accuracy
+
+
+# ------------------------------------------------------------------------------------------
+# event handlers
+# ------------------------------------------------------------------------------------------
+
+
+@gradio_errors
+def show_model(name: str):
+    """Card, config, curves, recipe, and the try-it panel that fits the model."""
+    entry = Entry(name)
+    final = entry.metrics.get("final") or {}
+    summary = (f"**{entry.repo_id}** — `{entry.config.get('model_type', '?')}` ({entry.task}), "
+               f"input `{entry.main_input}`, data `{entry.data_name}`. {entry.description}")
+    if final:
+        summary += "  \nFinal: " + ", ".join(f"{k} = {v:.4f}" for k, v in final.items()
+                                              if isinstance(v, float))
+    entry.model  # load now: a broken repo fails here, with a message
+    plane = None
+    plane_text = ""
+    if entry.widget == "plane":
+        plane, accuracy = decision_boundary(entry)
+        plane_text = f"Test accuracy on the clean labels: **{accuracy:.4f}**"
+    visible = [gr.update(visible=entry.widget == w) for w in WIDGETS]
+    return (summary, _card_body(entry.card), entry.config, training_curves(entry), entry.recipe_text,
+            plane, plane_text, *visible)
+
+
+def _classify(entry: Entry, pixels: torch.Tensor):
+    size = int(entry.config.get("image_size", pixels.shape[-1]))
+    channels = int(entry.config.get("num_channels", 1))
+    if pixels.shape[-1] != size:
+        pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=False)
+    if channels != pixels.shape[1]:
+        pixels = pixels.expand(-1, channels, -1, -1)
+    with torch.no_grad():
+        probs = torch.softmax(entry.model(pixel_values=pixels).logits.float(), -1)[0]
+    names = entry.labels()
+    scores = {names.get(i, str(i)): float(p) for i, p in enumerate(probs)}
+    preview = (pixels[0, 0].numpy() * 255).astype(np.uint8)
+    return scores, preview
+
+
+@gradio_errors
+def classify_sketch(repo_id: str, sketch):
+    entry = Entry(repo_id)
+    if entry.widget != "image":
+        raise UserError(f"{entry.repo_id} is not an image classifier")
+    pixels = image_to_pixels(sketch, int(entry.config.get("image_size", 28)))
+    return _classify(entry, pixels)
+
+
+@gradio_errors
+def classify_upload(repo_id: str, image):
+    entry = Entry(repo_id)
+    if entry.widget != "image":
+        raise UserError(f"{entry.repo_id} is not an image classifier")
+    if image is None:
+        raise UserError("no image: upload a picture (or press 'Random test image') first")
+    pixels = image_to_pixels(image, int(entry.config.get("image_size", 28)))
+    return _classify(entry, pixels)
+
+
+@gradio_errors
+def sample_image(repo_id: str):
+    """A random test image (upscaled for display) and its true label."""
+    entry = Entry(repo_id)
+    data = entry.test_split()
+    index = random.randrange(len(data))
+    item = data[index]
+    pixels = item["pixel_values"].float()[0].numpy()
+    label = entry.labels().get(int(item["labels"]), str(int(item["labels"])))
+    scale = max(1, 224 // pixels.shape[-1])
+    big = np.kron(pixels, np.ones((scale, scale)))
+    return (big * 255).astype(np.uint8), f"Test image #{index}: true label **{label}**"
+
+
+@gradio_errors
+def predict_pair(repo_id: str, a, b):
+    from zoo.data.synthetic import OPERATIONS
+    from zoo.spaces_support import bounded
+
+    entry = Entry(repo_id)
+    modulus = int(entry.data_params.get("modulus", 23))
+    operation = entry.data_params.get("operation", "add")
+    a = bounded(a, "a", 0, modulus - 1)
+    b = bounded(b, "b", 0, modulus - 1)
+    if operation == "div" and b == 0:
+        raise UserError("b must not be 0 for division")
+    features = torch.zeros(1, 2 * modulus)
+    features[0, a] = 1.0
+    features[0, modulus + b] = 1.0
+    with torch.no_grad():
+        probs = torch.softmax(entry.model(input_features=features).logits.float(), -1)[0]
+    expected = OPERATIONS[operation](a, b, modulus)
+    predicted = int(probs.argmax())
+    verdict = "correct" if predicted == expected else "wrong"
+    return ({str(i): float(p) for i, p in enumerate(probs)},
+            f"{a} {operation} {b} mod {modulus} = **{expected}**; the model says **{predicted}** ({verdict})")
+
+
+@gradio_errors
+def sample_example(repo_id: str):
+    entry = Entry(repo_id)
+    data = entry.test_split()
+    index = random.randrange(len(data))
+    item = data[index]
+    inputs = {entry.main_input: item[entry.main_input][None].float()}
+    with torch.no_grad():
+        probs = torch.softmax(entry.model(**inputs).logits.float(), -1)[0]
+    names = entry.labels()
+    label = names.get(int(item["labels"]), str(int(item["labels"])))
+    shown = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in item.items()}
+    return ({names.get(i, str(i)): float(p) for i, p in enumerate(probs)},
+            f"Test example #{index}: true label **{label}**", shown)
+
+
+# ------------------------------------------------------------------------------------------
+# the page
+# ------------------------------------------------------------------------------------------
+
+
+def refresh_names():
+    """The dropdown's choices, read when the page opens (newly published models show up
+    without a restart); the first published model is chosen."""
+    names = model_names()
+    published = cached_zoo_repos()
+    return gr.update(choices=names, value=published[0] if published else None)
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title="zooscope zoo explorer") as demo:
+        gr.Markdown("# zooscope zoo explorer\nChoose a zoo model: its card, config and training curves; "
+                    "then try it.")
+        with gr.Row():
+            name = gr.Dropdown([], value=None, label="Zoo model", allow_custom_value=True,
+                               elem_id="model", scale=4)
+            show = gr.Button("Show", variant="primary", elem_id="show", scale=1)
+        summary = gr.Markdown(elem_id="summary")
+        with gr.Tabs():
+            with gr.Tab("Try it"):
+                with gr.Group(visible=False) as image_group:
+                    gr.Markdown("Draw a picture (bright object, dark background, or the other way round) "
+                                "or upload one; it is scaled to the model's input size.")
+                    with gr.Tabs():
+                        with gr.Tab("Draw"):
+                            sketch = gr.Sketchpad(label="Draw", elem_id="sketch", canvas_size=(280, 280))
+                            classify_drawn = gr.Button("Classify drawing", elem_id="classify-sketch")
+                        with gr.Tab("Upload"):
+                            upload = gr.Image(label="Picture", type="numpy", elem_id="upload",
+                                              sources=["upload", "clipboard"], height=260)
+                            with gr.Row():
+                                sample = gr.Button("Random test image", elem_id="sample")
+                                classify_uploaded = gr.Button("Classify picture", variant="primary",
+                                                              elem_id="classify-upload")
+                            sample_text = gr.Markdown(elem_id="sample-text")
+                    with gr.Row():
+                        scores = gr.Label(num_top_classes=5, label="Prediction", elem_id="scores")
+                        preview = gr.Image(label="What the model sees", elem_id="preview", height=200,
+                                           interactive=False)
+                with gr.Group(visible=False) as plane_group:
+                    gr.Markdown("The model's decision over the plane of the two cluster directions "
+                                "(μ₁ ⟂ μ₂), with the clean test points.")
+                    plane_plot = gr.Plot(label="Decision boundary", elem_id="plane")
+                    plane_text = gr.Markdown(elem_id="plane-text")
+                with gr.Group(visible=False) as pair_group:
+                    with gr.Row():
+                        a = gr.Number(value=3, label="a", precision=0, elem_id="a")
+                        b = gr.Number(value=5, label="b", precision=0, elem_id="b")
+                        pair_button = gr.Button("Predict a ∘ b", variant="primary", elem_id="pair")
+                    pair_scores = gr.Label(num_top_classes=5, label="Prediction", elem_id="pair-scores")
+                    pair_text = gr.Markdown(elem_id="pair-text")
+                with gr.Group(visible=False) as example_group:
+                    example_button = gr.Button("Random test example", variant="primary", elem_id="example")
+                    example_scores = gr.Label(num_top_classes=5, label="Prediction", elem_id="example-scores")
+                    example_text = gr.Markdown(elem_id="example-text")
+                    example_json = gr.JSON(label="Example", elem_id="example-json")
+            with gr.Tab("Training curves"):
+                curves = gr.Plot(label="Training curves", elem_id="curves")
+            with gr.Tab("Model card"):
+                card = gr.Markdown(elem_id="card")
+            with gr.Tab("Config"):
+                config = gr.JSON(label="config.json", elem_id="config")
+                recipe = gr.Code(label="recipe.yaml", language="yaml", elem_id="recipe")
+
+        outputs = [summary, card, config, curves, recipe, plane_plot, plane_text,
+                   image_group, plane_group, pair_group, example_group]
+        show.click(show_model, [name], outputs, api_name="show_model")
+        name.change(show_model, [name], outputs, api_name=False)
+        demo.load(refresh_names, None, [name], api_name=False)
+        classify_drawn.click(classify_sketch, [name, sketch], [scores, preview], api_name="classify_sketch")
+        classify_uploaded.click(classify_upload, [name, upload], [scores, preview], api_name="classify_image")
+        sample.click(sample_image, [name], [upload, sample_text], api_name="sample_image")
+        pair_button.click(predict_pair, [name, a, b], [pair_scores, pair_text], api_name="predict_pair")
+        example_button.click(sample_example, [name], [example_scores, example_text, example_json],
+                             api_name="sample_example")
+    return demo
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    launch(demo)

