@@ -216,7 +216,8 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         accelerator.wait_for_everyone()
 
     stop_at = min(total_steps, t["stop_after_steps"] or total_steps)
-    progress = tqdm(total=total_steps, initial=state["step"], desc=recipe.id, disable=not accelerator.is_local_main_process)
+    progress = tqdm(total=total_steps, initial=state["step"], desc=recipe.id, mininterval=1.0,
+                    disable=not accelerator.is_local_main_process)
     model.train()
     while state["step"] < stop_at:
         epoch, skip = divmod(state["step"], steps_per_epoch)
@@ -233,7 +234,9 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
                 accelerator.clip_grad_norm_(model.parameters(), t["max_grad_norm"])
             optimizer.step()
             scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            # The wrapped optimizer's zero_grad looks up installed packages on every call (~2 ms in
+            # accelerate 1.15); without gradient accumulation the inner optimizer's is equivalent.
+            optimizer.optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.detach().double()
             loss_count += 1
             state["step"] += 1
