@@ -42,6 +42,7 @@ TINY_IMAGE = {
     "data": {"name": "digits"},
     "training": {"epochs": 3, "batch_size": 64, "lr": 0.01, "seed": 0},
 }
+TINY_IMAGE_REPLICA = {**TINY_IMAGE, "id": "tiny-mlp-digits-seed1", "training": {**TINY_IMAGE["training"], "seed": 1}}
 TINY_XOR = {
     "id": "tiny-xor-cluster",
     "architecture": "two_layer_mlp",
@@ -142,7 +143,7 @@ def servers(space_env):
         recipes = root / "recipes"
         recipes.mkdir()
         training = []
-        for recipe in (TINY_IMAGE, TINY_XOR):
+        for recipe in (TINY_IMAGE, TINY_IMAGE_REPLICA, TINY_XOR):
             path = recipes / f"{recipe['id']}.yaml"
             path.write_text(yaml.safe_dump(recipe))
             training.append((path, subprocess.Popen(
@@ -153,7 +154,7 @@ def servers(space_env):
             assert proc.returncode == 0, output[-3000:]
         from zoo.hub import publish
 
-        for recipe in (TINY_IMAGE, TINY_XOR):
+        for recipe in (TINY_IMAGE, TINY_IMAGE_REPLICA, TINY_XOR):
             publish(recipes / f"{recipe['id']}.yaml", repo_dir=root / "repos" / recipe["id"],
                     output_dir=root / "out" / recipe["id"], cache_dir=env["HF_HUB_CACHE"])
         deadline = time.time() + STARTUP_S
@@ -327,8 +328,9 @@ def test_depth_probe_own_text(client_for, space_env):
     (("no-such-model", "built-in text", "", 2, 16, ["contributions"], 1), "unknown model 'no-such-model'"),
     (("/etc/passwd", "built-in text", "", 2, 16, ["contributions"], 1), "local files are not loadable here"),
     (("LM", "my text", "   ", 2, 16, ["contributions"], 1), "the prompt text is empty"),
-    (("LM", "built-in text", "", 500, 16, ["contributions"], 1), "number of prompts must be between 1 and 16"),
-    (("LM", "built-in text", "", 2, 100000, ["contributions"], 1), "tokens per prompt must be between"),
+    # sliders: Gradio itself refuses values beyond their range (the app checks them again)
+    (("LM", "built-in text", "", 500, 16, ["contributions"], 1), "Value 500 is greater than maximum value 16"),
+    (("LM", "built-in text", "", 2, 100000, ["contributions"], 1), "Value 100000 is greater than maximum value 256"),
     (("LM", "built-in text", "", 2, 16, [], 1), "choose at least one analysis"),
     (("DEEP", "built-in text", "", 2, 16, ["contributions"], 1), "has 6 layers; this Space probes at most 5"),
 ])
@@ -398,7 +400,7 @@ def importlib_app(name: str):
     ({"n": 4}, "cannot drop 4 attention layers: the model has 4 layers, so at most 3"),
     ({"kind": "block", "n": 9}, "number of modules to drop must be between 1 and 5"),
     ({"prompt": "  "}, "the generation prompt is empty"),
-    ({"new_tokens": 5000}, "new tokens must be between 1 and 64"),
+    ({"new_tokens": 5000}, "Value 5000 is greater than maximum value 64"),
     ({"model": "no-such-model"}, "unknown model 'no-such-model'"),
     ({"model": "DEEP"}, "has 6 layers"),
 ])
@@ -410,3 +412,203 @@ def test_layer_drop_bad_input_is_a_message(client_for, space_env, changes, expec
     message = _app_error(client.predict, a["model"], a["kind"], a["n"], a["mode"], a["num_prompts"],
                          a["max_tokens"], a["prompt"], a["new_tokens"], api_name="/drop")
     assert expected in message and "Traceback" not in message
+
+
+# ------------------------------------------------------------------------------------------
+# neuron-matching
+# ------------------------------------------------------------------------------------------
+
+REPLICAS = ["tiny-mlp-digits", "tiny-mlp-digits-seed1"]
+
+
+def test_neuron_matching_matches_the_python_api(client_for, space_env):
+    client = client_for("neuron-matching")
+    layers = client.predict(REPLICAS, api_name="/list_layers")
+    assert layers == ["layers.0.act"]
+    figures, summary, results_path, rows = client.predict(REPLICAS, layers, 200, 4, 0, api_name="/match")
+    results = json.loads(Path(results_path).read_text())
+    assert results["models"] == REPLICAS and results["layers"] == ["layers.0.act"]
+    assert results["inputs"]["data"] == "digits" and results["inputs"]["examples"] == 200
+    assert figures and "# Convergent learning" in summary
+    (row,) = rows
+    assert row["units"] == "32x32" and 0 < row["baseline_mean"] < row["mean_matched"] <= row["mean_semi_matched"] <= 1
+    # the same comparison through the Python API
+    from analysis import convergent as cv
+
+    loaded = cv.load_models([str(space_env["root"] / "out" / r) for r in REPLICAS])
+    total, batches = cv.image_batches("digits", split="test", limit=200, batch_size=256)
+    expected = cv.compare_models([i.model for i in loaded], ["layers.0.act"], batches, names=REPLICAS, total=total,
+                                 clusters=4, progress=False).summary_rows()[0]
+    for key in ("mean_matched", "mean_semi_matched", "baseline_mean", "strong_share", "canonical_top10pct_mean"):
+        assert row[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+
+
+@pytest.mark.parametrize("models, layers, inputs, expected", [
+    (REPLICAS[:1], ["layers.0.act"], 100, "choose at least two models"),
+    (REPLICAS, ["nope"], 100, "has no layer 'nope'"),
+    (REPLICAS, ["layers.0.act"], 100_000, "Value 100000 is greater than maximum value 2000"),
+    (REPLICAS, ["layers.0.act"] * 5, 100, "at most 4 layers at once"),
+    (REPLICAS + REPLICAS[:1], ["layers.0.act"], 100, "a model is chosen twice"),
+    (["tiny-mlp-digits", "no-such-model"], ["layers.0.act"], 100, "unknown model 'no-such-model'"),
+    (["tiny-mlp-digits", "/etc"], ["layers.0.act"], 100, "local files are not loadable here"),
+])
+def test_neuron_matching_bad_input_is_a_message(client_for, models, layers, inputs, expected):
+    client = client_for("neuron-matching")
+    message = _app_error(client.predict, models, layers, inputs, 4, 0, api_name="/match")
+    assert expected in message and "Traceback" not in message
+
+
+# ------------------------------------------------------------------------------------------
+# a real browser: headless Debian Chromium driven by Playwright (never `playwright install`)
+# ------------------------------------------------------------------------------------------
+
+BROWSER_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def browser(servers, space_env):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium chromium-driver)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    profile = space_env["root"] / "chromium-profile"
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS,
+            viewport={"width": 1280, "height": 1400})
+        requests: list[str] = []
+        context.on("request", lambda request: requests.append(request.url))
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context, requests
+        finally:
+            context.close()
+
+
+def _open(browser, servers, name: str):
+    if name not in servers:
+        pytest.skip(f"spaces/{name}/app.py does not exist")
+    context, requests = browser
+    requests.clear()
+    page = context.new_page()
+    page.goto(servers[name].url)
+    page.wait_for_selector("gradio-app", state="attached")
+    return page, requests
+
+
+def _choose(page, selector: str, value: str) -> None:
+    """Type a value into a Gradio dropdown (allow_custom_value) and commit it."""
+    box = page.locator(f"{selector} input").first
+    box.click()
+    box.press("Control+a")
+    box.press("Delete")
+    box.fill(value)
+    box.press("Enter")
+    box.blur()
+
+
+def _wait_image(page, selector: str) -> None:
+    image = page.locator(selector).first
+    image.wait_for(state="visible")
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle())
+
+
+def _wait_toast(page, text: str) -> str:
+    toast = page.locator("[data-testid=toast-body]").filter(has_text=text).first
+    toast.wait_for(state="visible")
+    page.wait_for_function("el => getComputedStyle(el).opacity === '1'", arg=toast.element_handle())
+    assert "Error" in toast.locator(".toast-title").inner_text()
+    return toast.locator("[data-testid=toast-text]").inner_text()
+
+
+def _only_local(requests: list[str]) -> None:
+    from urllib.parse import urlparse
+
+    outside = [u for u in requests if urlparse(u).scheme not in ("data", "blob")
+               and urlparse(u).hostname not in ("127.0.0.1",)]
+    assert requests and not outside, outside
+
+
+def test_browser_zoo_explorer(browser, servers, tmp_path):
+    page, requests = _open(browser, servers, "zoo-explorer")
+    # the page opens on the first published model: an image classifier, so the image panel shows
+    page.locator("#summary").filter(has_text="zooscope/tiny-mlp-digits").wait_for()
+    page.locator("#sample").click()
+    page.locator("#sample-text").filter(has_text="true label").wait_for()
+    page.locator("#classify-upload").click()
+    page.locator("#scores").filter(has_text="%").first.wait_for()
+    page.screenshot(path=str(tmp_path / "zoo-explorer-image.png"), full_page=True)
+    # the XOR model: the decision boundary plot replaces the image panel
+    _choose(page, "#model", "tiny-xor-cluster")
+    page.locator("#summary").filter(has_text="zooscope/tiny-xor-cluster").wait_for()
+    _wait_image(page, "#plane [data-testid=matplotlib] img")
+    assert page.locator("#sample").is_hidden()
+    assert "Test accuracy" in page.locator("#plane-text").inner_text()
+    page.screenshot(path=str(tmp_path / "zoo-explorer-plane.png"), full_page=True)
+    # a bad name: an error message, no traceback
+    _choose(page, "#model", "no-such-model")
+    message = _wait_toast(page, "not published")
+    assert "Traceback" not in message
+    page.screenshot(path=str(tmp_path / "zoo-explorer-error.png"), full_page=True)
+    _only_local(requests)
+
+
+def test_browser_depth_probe(browser, servers, space_env, tmp_path):
+    page, requests = _open(browser, servers, "depth-probe")
+    _choose(page, "#model", space_env["lm"])
+    page.locator("#num-prompts input[data-testid=number-input]").fill("2")
+    page.locator("#max-tokens input[data-testid=number-input]").fill("16")
+    page.locator("#run").click()
+    _wait_image(page, "#plots img")
+    page.locator("#summary").filter(has_text="Depth probes").wait_for()
+    page.screenshot(path=str(tmp_path / "depth-probe-result.png"), full_page=True)
+    page.get_by_label("my text").check()
+    page.locator("#run").click()
+    message = _wait_toast(page, "empty")
+    assert "prompt text is empty" in message
+    page.screenshot(path=str(tmp_path / "depth-probe-error.png"), full_page=True)
+    _only_local(requests)
+
+
+def test_browser_layer_drop(browser, servers, space_env, tmp_path):
+    page, requests = _open(browser, servers, "layer-drop")
+    _choose(page, "#model", space_env["lm"])
+    page.locator("#num-prompts input[data-testid=number-input]").fill("2")
+    page.locator("#max-tokens input[data-testid=number-input]").fill("16")
+    page.locator("#new-tokens input[data-testid=number-input]").fill("4")
+    page.locator("#run").click()
+    _wait_image(page, "#plots img")
+    page.locator("#table").filter(has_text="perplexity").wait_for()
+    assert page.locator("#after textarea").input_value().strip()
+    page.screenshot(path=str(tmp_path / "layer-drop-result.png"), full_page=True)
+    page.locator("#n input").fill("4")
+    page.locator("#run").click()
+    message = _wait_toast(page, "cannot drop")
+    assert "at most 3" in message
+    page.screenshot(path=str(tmp_path / "layer-drop-error.png"), full_page=True)
+    _only_local(requests)
+
+
+def test_browser_neuron_matching(browser, servers, tmp_path):
+    page, requests = _open(browser, servers, "neuron-matching")
+    # the page opens on the first two published replicas, with their activation layers chosen
+    page.locator("#layers").filter(has_text="layers.0.act").wait_for()
+    page.locator("#num-inputs input[data-testid=number-input]").fill("100")
+    page.locator("#run").click()
+    _wait_image(page, "#plots img")
+    page.locator("#summary").filter(has_text="Convergent learning").wait_for()
+    page.screenshot(path=str(tmp_path / "neuron-matching-result.png"), full_page=True)
+    box = page.locator("#layers input").first
+    box.click()
+    box.fill("no.such.layer")
+    box.press("Enter")
+    box.blur()
+    page.locator("#run").click()
+    message = _wait_toast(page, "has no layer")
+    assert "no.such.layer" in message
+    page.screenshot(path=str(tmp_path / "neuron-matching-error.png"), full_page=True)
+    _only_local(requests)
