@@ -70,22 +70,29 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def flatten_units(output: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
+def flatten_units(output: Any, mask: torch.Tensor | None = None, copy: bool = True) -> torch.Tensor:
     """A module output as ``(samples, units)``: ``(N, D)`` stays; ``(N, C, H, W)`` gives one
     sample per position of ``C`` channel units; ``(B, T, D)`` one sample per token (those where
-    ``mask`` is nonzero, if a ``(B, T)`` mask is given)."""
+    ``mask`` is nonzero, if a ``(B, T)`` mask is given). ``copy=False`` returns a convolutional
+    output as the unit-last view ``(N, H, W, C)`` instead (no copy; ``LayerStatistics.update``
+    takes it and centres it in one pass)."""
     from .models import first_tensor
 
     x = first_tensor(output)
     if x.ndim == 2:
         return x
     if x.ndim == 4:
-        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+        x = x.permute(0, 2, 3, 1)
+        return x.reshape(-1, x.shape[-1]) if copy else x
     if x.ndim == 3:
         if mask is not None and mask.shape == x.shape[:2]:
             return x[mask.bool()]
         return x.reshape(-1, x.shape[-1])
     raise UserError(f"a layer output of shape {tuple(x.shape)} has no unit axis (expected 2-D, 3-D or 4-D)")
+
+
+def _rows(a: torch.Tensor) -> int:
+    return int(np.prod(a.shape[:-1]))
 
 
 class LayerStatistics:
@@ -118,22 +125,30 @@ class LayerStatistics:
     def update(self, activations: Sequence[torch.Tensor]) -> None:
         if len(activations) != len(self.sizes):
             raise ValueError(f"expected {len(self.sizes)} activation blocks, got {len(activations)}")
-        rows = {a.shape[0] for a in activations}
+        rows = {_rows(a) for a in activations}
         if len(rows) != 1:
             raise UserError(f"the models give different numbers of samples for this layer ({sorted(rows)}): "
                             "compare layers with the same spatial size / sequence length")
         xs = []
         for m, a in enumerate(activations):
-            if a.shape[1] != self.sizes[m]:
-                raise ValueError(f"model {m}: expected {self.sizes[m]} units, got {a.shape[1]}")
-            a = a.detach().to("cpu", self.compute_dtype)
+            if a.shape[-1] != self.sizes[m]:
+                raise ValueError(f"model {m}: expected {self.sizes[m]} units, got {a.shape[-1]}")
+            a = a.detach()
+            if a.device.type != "cpu":
+                a = a.to("cpu")
             if self.shift[m] is None:
-                self.shift[m] = a.mean(0).to(self.compute_dtype)
-            x = a - self.shift[m]
-            self.sum[m] += x.sum(0, dtype=torch.float64)
-            self.sumsq[m] += (x * x).sum(0, dtype=torch.float64)
+                self.shift[m] = a.reshape(-1, a.shape[-1]).to(self.compute_dtype).mean(0)
+            # centre, cast and lay out contiguously in one pass (also for a unit-last conv view)
+            x = torch.empty(a.shape, dtype=self.compute_dtype)
+            torch.sub(a, self.shift[m], out=x)
+            x = x.view(-1, a.shape[-1])
+            self.sum[m] += x.sum(0).double()
             if self.within:
-                self.gram[m] += (x.T @ x).double()
+                gram = x.T @ x
+                self.gram[m] += gram.double()
+                self.sumsq[m] += torch.diagonal(gram).double()
+            else:
+                self.sumsq[m] += torch.linalg.vector_norm(x, dim=0).double().square()
             xs.append(x)
         for (i, j), acc in self.cross.items():
             acc += (xs[i].T @ xs[j]).double()
@@ -378,7 +393,9 @@ class SparsePath:
 
     All in standardised units: ``error[k]`` is the mean over B's live units of the normalised
     squared error (1 - R², in-sample) at ``lambdas[k]``; ``nonzeros[k]`` the mean number of A's
-    units each B unit uses. ``single_unit_error`` is the error of the best single unit of A
+    units each B unit uses; ``refit_error[k]`` the error of least squares refitted on the units
+    the lasso chose (relaxed lasso: the error of the *selection*, without the L1 shrinkage;
+    None where a support exceeds ``max_refit`` units). ``single_unit_error`` is the error of the best single unit of A
     (semi-matching, 1 - max r²) and ``full_error`` of the unregularised map, for reference.
     ``weights`` (standardised, ``(units_a, units_b)``) are kept for the λ index
     ``kept_index`` only (the sparsest with at most 4 nonzeros per unit on average, else the last).
@@ -390,13 +407,16 @@ class SparsePath:
     single_unit_error: float
     full_error: float
     iterations: list[int]
+    refit_error: list[float | None] = field(default_factory=list)
     kept_index: int = -1
     weights: np.ndarray | None = field(default=None, repr=False)
     path_weights: list[np.ndarray] | None = field(default=None, repr=False)  # every λ, with keep_path=True
 
-    def error_at(self, nonzeros: float) -> float:
-        """Error interpolated at a given mean number of nonzero weights per target unit."""
-        nz, err = np.array(self.nonzeros), np.array(self.error)
+    def error_at(self, nonzeros: float, refit: bool = True) -> float:
+        """Error interpolated at a given mean number of nonzero weights per target unit (the
+        refitted error where there is one)."""
+        err = [r if (refit and r is not None) else e for r, e in zip(self.refit_error or self.error, self.error)]
+        nz, err = np.array(self.nonzeros), np.array(err, dtype=float)
         order = np.argsort(nz)
         return float(np.interp(nonzeros, nz[order], err[order]))
 
@@ -431,9 +451,24 @@ def _prediction_error(c_aa: np.ndarray, c_ab: np.ndarray, w: np.ndarray) -> np.n
     return 1 - 2 * np.einsum("ij,ij->j", w, c_ab) + np.einsum("ij,ik,kj->j", w, c_aa, w)
 
 
+def _refit_error(c_aa: np.ndarray, c_ab: np.ndarray, w: np.ndarray, max_refit: int) -> float | None:
+    errors = []
+    for j in range(w.shape[1]):
+        support = np.flatnonzero(w[:, j])
+        if len(support) > max_refit:
+            return None
+        if len(support) == 0:
+            errors.append(1.0)
+            continue
+        c = c_aa[np.ix_(support, support)] + 1e-9 * np.eye(len(support))
+        coef = np.linalg.solve(c, c_ab[support, j])
+        errors.append(1 - coef @ c_ab[support, j])
+    return float(np.mean(errors)) if errors else None
+
+
 def sparse_prediction(corr_aa: np.ndarray, corr_ab: np.ndarray, lambdas: Sequence[float] | None = None,
                       num_lambdas: int = 12, min_ratio: float = 1e-3, max_iter: int = 500, tol: float = 1e-6,
-                      keep_nonzeros: float = 4.0, keep_path: bool = False) -> SparsePath:
+                      keep_nonzeros: float = 4.0, keep_path: bool = False, max_refit: int = 48) -> SparsePath:
     """Lasso maps from A's standardised units to each of B's, along a decreasing λ path (warm
     started), from sufficient statistics only (``corr_aa`` of A, ``corr_ab`` of A with B)."""
     live_a = np.diag(corr_aa) > 0
@@ -448,12 +483,13 @@ def sparse_prediction(corr_aa: np.ndarray, corr_ab: np.ndarray, lambdas: Sequenc
         lambdas = np.geomspace(lam_max * 0.95, lam_max * min_ratio, num_lambdas)
     step = 1.0 / max(float(np.linalg.eigvalsh(c_aa)[-1]), 1e-12)
     w = np.zeros_like(c_ab)
-    errors, nonzeros, iterations, kept, kept_w, path = [], [], [], None, None, []
+    errors, nonzeros, iterations, kept, kept_w, path, refits = [], [], [], None, None, [], []
     for k, lam in enumerate(lambdas):
         w, its = _lasso_fista(c_aa, c_ab, float(lam), w, step, max_iter, tol)
         errors.append(float(_prediction_error(c_aa, c_ab, w).mean()) if c_ab.shape[1] else float("nan"))
         nonzeros.append(float((w != 0).sum(0).mean()) if c_ab.shape[1] else 0.0)
         iterations.append(its)
+        refits.append(_refit_error(c_aa, c_ab, w, max_refit) if c_ab.shape[1] else None)
         if keep_path:
             full_w = np.zeros((corr_ab.shape[0], corr_ab.shape[1]))
             full_w[:, live_b] = w
@@ -470,7 +506,7 @@ def sparse_prediction(corr_aa: np.ndarray, corr_ab: np.ndarray, lambdas: Sequenc
     weights = np.zeros((corr_ab.shape[0], corr_ab.shape[1]))
     weights[:, live_b] = kept_w
     return SparsePath(lambdas=[float(x) for x in lambdas], error=errors, nonzeros=nonzeros,
-                      single_unit_error=single, full_error=max(full, 0.0), iterations=iterations,
+                      single_unit_error=single, full_error=max(full, 0.0), iterations=iterations, refit_error=refits,
                       kept_index=kept, weights=weights, path_weights=path if keep_path else None)
 
 
@@ -769,7 +805,7 @@ def collect_statistics(models: Sequence[nn.Module], layers: Sequence[str], batch
 
     def hook_for(m: int, layer: str):
         def hook(module, inputs, output):
-            current[m][layer] = flatten_units(output, mask_holder["mask"]).detach()
+            current[m][layer] = flatten_units(output, mask_holder["mask"], copy=False).detach()
         return hook
 
     handles = [module.register_forward_hook(hook_for(m, layer))
@@ -787,13 +823,13 @@ def collect_statistics(models: Sequence[nn.Module], layers: Sequence[str], batch
                 for layer in layers:
                     acts = [current[m][layer] for m in range(len(models))]
                     if layer not in stats:
-                        stats[layer] = LayerStatistics([a.shape[1] for a in acts], within=within,
+                        stats[layer] = LayerStatistics([a.shape[-1] for a in acts], within=within,
                                                        compute_dtype=compute_dtype)
                         if mi_bins:
-                            infos[layer] = BinnedMI([a.shape[1] for a in acts], bins=mi_bins)
+                            infos[layer] = BinnedMI([a.shape[-1] for a in acts], bins=mi_bins)
                     stats[layer].update(acts)
                     if mi_bins:
-                        infos[layer].update(acts)
+                        infos[layer].update([a.reshape(-1, a.shape[-1]) for a in acts])
                 for c in current:
                     c.clear()
                 first = next(iter(batch.values()))
@@ -865,7 +901,8 @@ class ConvergentReport:
             "baseline: the same one-to-one matching against a random rotation of B's units; "
             f"strong: share of matched pairs with r ≥ {self.comparisons[0].strong if self.comparisons else 0.5}; "
             "canonical: mean of the top 10 % canonical correlations (shared subspace); "
-            "sparse err@k: 1 - R² of an L1 map using k units of A per unit of B (vs 1 unit: semi-matching).", "",
+            "sparse_error_4: 1 - R² of least squares on the ~4 units of A per unit of B that the lasso path picks "
+            "(single_unit_error: the best single unit, i.e. semi-matching).", "",
         ]
         rows = self.summary_rows()
         keys = ["layer", "model_a", "model_b", "units", "mean_matched", "mean_semi_matched", "baseline_mean",

@@ -64,6 +64,9 @@ def plot_report(report, folder: str) -> list[str]:
         if c.sparse is not None:
             fig, ax = plt.subplots(figsize=(4.5, 3.5))
             ax.plot(c.sparse.nonzeros, c.sparse.error, "o-", label="L1 map (λ path)")
+            refit = [(n, e) for n, e in zip(c.sparse.nonzeros, c.sparse.refit_error or []) if e is not None]
+            if refit:
+                ax.plot(*zip(*refit), "s-", label="refitted on the chosen units")
             ax.axhline(c.sparse.single_unit_error, color="C1", ls="--", label="best single unit (semi-matching)")
             ax.axhline(c.sparse.full_error, color="C2", ls=":", label="dense linear map")
             ax.set_xscale("symlog", linthresh=1)

@@ -168,6 +168,7 @@ def test_sparse_prediction_recovers_a_planted_mixing_matrix():
     assert exact, f"no λ on the path gives the planted support; nonzeros per unit: {path.nonzeros}"
     k = exact[0]
     assert path.nonzeros[k] == pytest.approx(2.0)
+    assert path.refit_error[k] < 1e-3 < path.error[k]  # the selection is right; only the L1 shrinkage costs
     # least squares on the recovered support gives the planted weights back (raw units)
     sd_a, sd_b = np.sqrt(stats.variance(0)), np.sqrt(stats.variance(1))
     cov_aa, cov_ab = stats.covariance(0, 0), stats.covariance(0, 1)
