@@ -75,6 +75,8 @@ __all__ = [
     "sweep",
     "save_dropped",
     "model_card",
+    "plot_scores",
+    "plot_sweep",
     "run_drop",
     "add_cli",
 ]
@@ -1003,28 +1005,8 @@ class DropReport:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        written = []
-        L = self.scores.num_layers
-        fig, ax = plt.subplots(figsize=(max(6, 0.3 * L + 2), 3.4))
-        width = 0.27
-        for offset, kind, label in ((-width, "attn", "attention"), (0, "mlp", "MLP"), (width, "block", "block")):
-            values = [float("nan") if v is None else v for v in self.scores.of(kind)]
-            bars = ax.bar([l + offset for l in range(L)], [1 - v if not math.isnan(v) else 0 for v in values],
-                          width, label=label)
-            if kind == self.kind:
-                for l in self.dropped:
-                    if l < L:
-                        bars[l].set_hatch("//")
-                        bars[l].set_edgecolor("black")
-        ax.set_yscale("log")
-        ax.set_xlabel("layer")
-        ax.set_ylabel("importance 1 − cos(X, out)")
-        ax.set_title(f"{self.model}: dropped {self.kind} (hatched) {self.dropped}", fontsize=9)
-        ax.legend(fontsize=8)
-        path = os.path.join(out_dir, "scores.png")
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+        written = [plot_scores(self.scores, os.path.join(out_dir, "scores.png"), kind=self.kind,
+                               dropped=self.dropped, title=f"{self.model}: dropped {self.kind} (hatched) {self.dropped}")]
         if len(self.rows) > 2:
             written.append(plot_sweep(self.rows, os.path.join(out_dir, "sweep.png"), title=self.model))
         return written
@@ -1037,6 +1019,37 @@ class DropReport:
             handle.write(self.to_markdown())
         self.plot(out_dir)
         return sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir))
+
+
+def plot_scores(scores: ScoreResult, path: str, *, kind: str | None = None, dropped: Sequence[int] = (),
+                title: str = "") -> str:
+    """Importance 1 − cos(X, out) per layer for attention, MLP and block (log scale); the
+    dropped modules of ``kind`` hatched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    L = scores.num_layers
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * L + 2), 3.4))
+    width = 0.27
+    for offset, name, label in ((-width, "attn", "attention"), (0, "mlp", "MLP"), (width, "block", "block")):
+        values = [float("nan") if v is None else float(v) for v in scores.of(name)]
+        bars = ax.bar([l + offset for l in range(L)], [max(1 - v, 1e-7) if not math.isnan(v) else 0 for v in values],
+                      width, label=label)
+        if name == kind:
+            for l in dropped:
+                if l < L:
+                    bars[l].set_hatch("//")
+                    bars[l].set_edgecolor("black")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("importance 1 − cos(X, out)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def plot_sweep(rows: Sequence[EvalResult], path: str, title: str = "") -> str:

@@ -168,6 +168,12 @@ def main(argv=None) -> int:
             json.dump(results, handle, indent=1)
         if os.path.exists(args.out + ".partial"):
             os.remove(args.out + ".partial")
+        if args.sweep:
+            folder = os.path.dirname(os.path.abspath(args.out))
+            D.plot_sweep([D.EvalResult(**r) for r in results["rows"]], os.path.join(folder, "sweep.png"),
+                         title=f"{results['model']}: layer dropping, CPU ({args.clock} clock)")
+            D.plot_scores(D.ScoreResult.from_dict(results["scores"]), os.path.join(folder, "scores.png"),
+                          title=f"{results['model']}: importance per layer ({results['calibration_tokens']} calibration tokens)")
         print(f"written to {args.out}")
     return 0
 
