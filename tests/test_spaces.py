@@ -267,7 +267,8 @@ def test_zoo_explorer_classifies_a_test_image(client_for, space_env):
     assert scores["label"] == str(int(expected.argmax()))
     assert probabilities[scores["label"]] == pytest.approx(float(expected.max()), abs=0.05)
     seen = np.asarray(Image.open(preview).convert("L"), dtype=np.float32) / 255
-    assert seen.shape == (8, 8) and np.abs(seen - pixels[0, 0].numpy()).max() < 0.05
+    assert seen.shape == (168, 168)  # 8 x 8, each pixel shown as 21 x 21
+    assert np.abs(seen[::21, ::21] - pixels[0, 0].numpy()).max() < 0.01
 
 
 def test_zoo_explorer_bad_input_is_a_message(client_for):
@@ -423,8 +424,9 @@ REPLICAS = ["tiny-mlp-digits", "tiny-mlp-digits-seed1"]
 
 def test_neuron_matching_matches_the_python_api(client_for, space_env):
     client = client_for("neuron-matching")
-    layers = client.predict(REPLICAS, api_name="/list_layers")
-    assert layers == ["layers.0.act"]
+    update = client.predict(REPLICAS, api_name="/list_layers")
+    layers = update["value"] if isinstance(update, dict) else update
+    assert layers == ["layers.0.act"] and "classifier" in update.get("choices", ["classifier"])
     figures, summary, results_path, rows = client.predict(REPLICAS, layers, 200, 4, 0, api_name="/match")
     results = json.loads(Path(results_path).read_text())
     assert results["models"] == REPLICAS and results["layers"] == ["layers.0.act"]
@@ -537,10 +539,27 @@ def test_browser_zoo_explorer(browser, servers, tmp_path):
     page, requests = _open(browser, servers, "zoo-explorer")
     # the page opens on the first published model: an image classifier, so the image panel shows
     page.locator("#summary").filter(has_text="zooscope/tiny-mlp-digits").wait_for()
+    # draw a stroke on the sketchpad and classify it
+    page.locator("#sketch button[aria-label=Brush]").click()
+    box = page.locator("#sketch canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 50, y - 50)
+    page.mouse.down()
+    for step in range(20):
+        page.mouse.move(x - 50 + 5 * step, y - 50 + 5 * step)
+    page.mouse.up()
+    page.locator("#classify-sketch").click()
+    page.locator("#scores").filter(has_text="%").first.wait_for()
+    _wait_image(page, "#preview img")
+    page.screenshot(path=str(tmp_path / "zoo-explorer-drawing.png"), full_page=True)
+    # a random test image, uploaded and classified
+    page.get_by_role("tab", name="Upload").click()
     page.locator("#sample").click()
     page.locator("#sample-text").filter(has_text="true label").wait_for()
+    drawn = page.locator("#preview img").first.get_attribute("src")
     page.locator("#classify-upload").click()
-    page.locator("#scores").filter(has_text="%").first.wait_for()
+    page.wait_for_function("src => { const img = document.querySelector('#preview img');"
+                           " return img && img.src !== src && img.complete && img.naturalWidth > 0; }", arg=drawn)
     page.screenshot(path=str(tmp_path / "zoo-explorer-image.png"), full_page=True)
     # the XOR model: the decision boundary plot replaces the image panel
     _choose(page, "#model", "tiny-xor-cluster")
@@ -566,7 +585,7 @@ def test_browser_depth_probe(browser, servers, space_env, tmp_path):
     _wait_image(page, "#plots img")
     page.locator("#summary").filter(has_text="Depth probes").wait_for()
     page.screenshot(path=str(tmp_path / "depth-probe-result.png"), full_page=True)
-    page.get_by_label("my text").check()
+    page.get_by_role("radio", name="my text").check()
     page.locator("#run").click()
     message = _wait_toast(page, "empty")
     assert "prompt text is empty" in message

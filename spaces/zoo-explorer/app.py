@@ -33,6 +33,7 @@ from zoo.spaces_support import ModelCache, gradio_errors, image_to_pixels, launc
 
 HUB_ORG = "zooscope"
 GRID = 121  # decision-boundary grid per side
+PREVIEW_SIZE = 168  # pixels of the "what the model sees" picture
 WIDGETS = ("image", "plane", "pair", "example")
 
 
@@ -267,7 +268,8 @@ def _classify(entry: Entry, pixels: torch.Tensor):
         probs = torch.softmax(entry.model(pixel_values=pixels).logits.float(), -1)[0]
     names = entry.labels()
     scores = {names.get(i, str(i)): float(p) for i, p in enumerate(probs)}
-    preview = (pixels[0, 0].numpy() * 255).astype(np.uint8)
+    scale = max(1, PREVIEW_SIZE // pixels.shape[-1])  # shown large, pixel for pixel
+    preview = (np.kron(pixels[0, 0].numpy(), np.ones((scale, scale))) * 255).round().astype(np.uint8)
     return scores, preview
 
 
