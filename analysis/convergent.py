@@ -183,17 +183,27 @@ class LayerStatistics:
 
     def correlation(self, i: int, j: int) -> np.ndarray:
         """Pearson correlation between model i's and model j's units; 0 where a unit is dead."""
-        cov = self.covariance(i, j)
-        sd_i, sd_j = np.sqrt(self.variance(i)), np.sqrt(self.variance(j))
-        di, dj = self.dead(i), self.dead(j)
-        sd_i = np.where(di, 1.0, sd_i)
-        sd_j = np.where(dj, 1.0, sd_j)
-        corr = cov / sd_i[:, None] / sd_j[None, :]
-        corr[di, :] = 0.0
-        corr[:, dj] = 0.0
+        if self.n < 2:
+            raise UserError("need at least 2 samples to estimate correlations")
+        if i > j:
+            return self.correlation(j, i).T
+        if i == j and not self.within:
+            raise ValueError("within-model covariances were not accumulated (within=False)")
+        g = self.gram[i] if i == j else self.cross[(i, j)]
+        # in place on one copy: (Σxy - Σx Σy / n) / sqrt(Σxx' Σyy'), the 1/(n-1) cancelling
+        corr = g.clone()
+        corr.addr_(self.sum[i], self.sum[j], alpha=-1.0 / self.n)
+
+        def inverse_sd(m):
+            ss = (self.sumsq[m] - self.sum[m] ** 2 / self.n).clamp_min(0)
+            inv = ss.rsqrt()
+            inv[torch.from_numpy(self.dead(m))] = 0.0
+            return inv
+
+        corr.mul_(inverse_sd(i)[:, None]).mul_(inverse_sd(j)[None, :]).clamp_(-1.0, 1.0)
         if i == j:
-            np.fill_diagonal(corr, np.where(di, 0.0, 1.0))
-        return np.clip(corr, -1.0, 1.0)
+            corr.diagonal().copy_(torch.from_numpy(np.where(self.dead(i), 0.0, 1.0)))
+        return corr.numpy()
 
 
 class BinnedMI:
@@ -313,7 +323,7 @@ def match_units(similarity: np.ndarray, live_a: np.ndarray | None = None, live_b
     na, nb = sim_full.shape
     ia = np.flatnonzero(live_a) if live_a is not None else np.arange(na)
     ib = np.flatnonzero(live_b) if live_b is not None else np.arange(nb)
-    sim = sim_full[np.ix_(ia, ib)]
+    sim = sim_full if len(ia) == na and len(ib) == nb else sim_full[np.ix_(ia, ib)]
     partner = np.full(na, -1, dtype=int)
     value = np.full(na, np.nan)
     best = np.full(na, -1, dtype=int)
