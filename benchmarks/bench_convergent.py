@@ -16,6 +16,8 @@ forked process per method (VmHWM reset through /proc/self/clear_refs). Fidelity:
 between the streamed and the numpy correlations.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_convergent.py
+    OMP_NUM_THREADS=1 python benchmarks/bench_convergent.py --skip-matching --limit 16 --batch-size 4 \\
+        --models SMOLLM2.gguf SMOLLM2.gguf --layers model.layers.0.mlp.act_fn model.layers.15.mlp.act_fn
     OMP_NUM_THREADS=1 python benchmarks/bench_convergent.py --models convnet-fashion-mnist-seed0 \\
         convnet-fashion-mnist-seed1 --layers blocks.0.act blocks.1.act fc_act --limit 2000
 """
@@ -151,7 +153,12 @@ def _child(name, models, batches, layers, queue):
 def bench_pass(model_names: list[str], layers: list[str], data: str, limit: int, batch_size: int, repeats: int) -> dict:
     loaded = cv.load_models(model_names)
     models = [item.model for item in loaded]
-    _, it = cv.image_batches(data, split="test", limit=limit, batch_size=batch_size)
+    if getattr(models[0], "main_input_name", "input_ids") == "input_ids":  # language models: packed built-in text
+        _, it = cv.text_batches([item.tokenizer for item in loaded], model_names, num_prompts=limit,
+                                max_tokens=128, batch_size=batch_size)
+        data = "built-in English text, 128-token prompts"
+    else:
+        _, it = cv.image_batches(data, split="test", limit=limit, batch_size=batch_size)
     batches = list(it)
     # fidelity, one run each
     stream = _streaming(models, batches, layers)
@@ -176,7 +183,7 @@ def bench_pass(model_names: list[str], layers: list[str], data: str, limit: int,
     cpu = {n: statistics.median(t[0] for t in v) for n, v in times.items()}
     wall = {n: statistics.median(t[1] for t in v) for n, v in times.items()}
     return {
-        "models": model_names, "layers": layers, "inputs": f"{data} test[:{limit}]", "batch_size": batch_size,
+        "models": model_names, "layers": layers, "inputs": f"{data} [:{limit}]", "batch_size": batch_size,
         "cpu_s": cpu, "wall_s": wall, "peak_mib_above_start": memory,
         "overhead_vs_bare_cpu": {n: cpu[n] / cpu["bare"] - 1 for n in ("streaming", "streaming_cross_only")},
         "stored_over_streaming_cpu": cpu["stored"] / cpu["streaming"],
