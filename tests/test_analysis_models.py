@@ -17,7 +17,7 @@ from analysis.models import (
     resolve_model_name,
 )
 
-from analysis_fixtures import CORE, make_tiny, save_tiny
+from .analysis_fixtures import CORE, make_tiny, save_tiny
 
 # family -> (layer list, attention, MLP, pre-attention norm, pre-MLP norm, final norm), by
 # attribute path, written out independently of the adapter's own table

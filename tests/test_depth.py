@@ -14,7 +14,7 @@ from analysis.cli import main as cli_main
 from analysis.errors import UserError
 from analysis.models import DecoderAdapter
 
-from analysis_fixtures import CORE, make_tiny, random_prompts, save_tiny, smollm_gguf
+from .analysis_fixtures import CORE, make_tiny, random_prompts, save_tiny, smollm_gguf
 
 # what each family adds to the residual stream, by module name inside a decoder layer —
 # written out here independently of the adapter
