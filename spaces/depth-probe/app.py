@@ -118,7 +118,7 @@ def build_demo() -> gr.Blocks:
                                    elem_id="max-tokens")
             skip_positions = gr.Slider(1, LIMITS["skip_positions"], value=2, step=1,
                                        label="Skip test: positions per prompt", elem_id="skip-positions")
-        plots = gr.Gallery(label="Figures", columns=2, height="auto", elem_id="plots")
+        plots = gr.Gallery(label="Figures", columns=2, height="auto", object_fit="contain", preview=False, elem_id="plots")
         with gr.Row():
             report_file = gr.File(label="report.json", elem_id="report")
             scores = gr.JSON(label="Depth scores (relative: 0 = first layer, 1 = last)", elem_id="scores")

@@ -170,8 +170,8 @@ def build_demo() -> gr.Blocks:
         with gr.Row():
             before_text = gr.Textbox(label="Full model", lines=4, elem_id="before", interactive=False)
             after_text = gr.Textbox(label="Dropped model", lines=4, elem_id="after", interactive=False)
-        plots = gr.Gallery(label="Importance (1 − cosine similarity); dropped ones hatched", columns=2,
-                           height="auto", elem_id="plots")
+        plots = gr.Gallery(label="Importance (1 − cosine similarity); dropped ones hatched", columns=1,
+                           height="auto", object_fit="contain", preview=False, elem_id="plots")
         with gr.Row():
             report_file = gr.File(label="drop-report.json", elem_id="report")
             dropped = gr.JSON(label="Dropped", elem_id="dropped")

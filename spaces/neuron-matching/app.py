@@ -126,6 +126,14 @@ def layers_of(models):
     return gr.update(choices=[n for n, _ in list_layers(model)], value=default_layers(model))
 
 
+def initial_layers(models):
+    """layers_of when the page opens: silent when the default models are not available here."""
+    try:
+        return layers_of(models)
+    except Exception:  # noqa: BLE001 - the visitor has not asked for anything yet
+        return gr.update(choices=[], value=[])
+
+
 @gradio_errors
 def match(models, layers, num_inputs, clusters, mi_bins, progress=gr.Progress(track_tqdm=True)):
     """Returns (figures, summary markdown, results.json path, summary rows)."""
@@ -195,7 +203,7 @@ def build_demo() -> gr.Blocks:
             clusters = gr.Slider(0, MAX_CLUSTERS, value=8, step=1, label="Spectral groups (0: off)", elem_id="clusters")
             mi_bins = gr.Slider(0, 16, value=0, step=1, label="Mutual-information bins (0: off)", elem_id="mi-bins")
         run = gr.Button("Match units", variant="primary", elem_id="run")
-        plots = gr.Gallery(label="Figures", columns=2, height="auto", elem_id="plots")
+        plots = gr.Gallery(label="Figures", columns=2, height="auto", object_fit="contain", preview=False, elem_id="plots")
         summary = gr.Markdown(elem_id="summary")
         with gr.Row():
             results = gr.File(label="matching-results.json", elem_id="results")
@@ -204,7 +212,7 @@ def build_demo() -> gr.Blocks:
         def refresh():
             return gr.update(choices=model_choices(), value=default_models())
 
-        demo.load(refresh, None, [models], api_name=False).then(layers_of, [models], [layers], api_name=False)
+        demo.load(refresh, None, [models], api_name=False).then(initial_layers, [models], [layers], api_name=False)
         list_button.click(layers_of, [models], [layers], api_name="list_layers")
         run.click(match, [models, layers, num_inputs, clusters, mi_bins], [plots, summary, results, rows],
                   api_name="match")

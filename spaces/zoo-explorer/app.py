@@ -257,6 +257,13 @@ def show_model(name: str):
             plane, plane_text, *visible)
 
 
+def show_if_named(name: str):
+    """show_model for the dropdown's change event: a cleared box (while typing) is no request."""
+    if not name or not str(name).strip():
+        return tuple(gr.skip() for _ in range(7 + len(WIDGETS)))
+    return show_model(name)
+
+
 def _classify(entry: Entry, pixels: torch.Tensor):
     size = int(entry.config.get("image_size", pixels.shape[-1]))
     channels = int(entry.config.get("num_channels", 1))
@@ -379,7 +386,7 @@ def build_demo() -> gr.Blocks:
                             sketch = gr.Sketchpad(label="Draw", elem_id="sketch", canvas_size=(280, 280))
                             classify_drawn = gr.Button("Classify drawing", elem_id="classify-sketch")
                         with gr.Tab("Upload"):
-                            upload = gr.Image(label="Picture", type="numpy", elem_id="upload",
+                            upload = gr.Image(label="Picture", type="numpy", elem_id="upload", format="png",
                                               sources=["upload", "clipboard"], height=260)
                             with gr.Row():
                                 sample = gr.Button("Random test image", elem_id="sample")
@@ -388,7 +395,7 @@ def build_demo() -> gr.Blocks:
                             sample_text = gr.Markdown(elem_id="sample-text")
                     with gr.Row():
                         scores = gr.Label(num_top_classes=5, label="Prediction", elem_id="scores")
-                        preview = gr.Image(label="What the model sees", elem_id="preview", height=200,
+                        preview = gr.Image(label="What the model sees", elem_id="preview", height=200, format="png",
                                            interactive=False)
                 with gr.Group(visible=False) as plane_group:
                     gr.Markdown("The model's decision over the plane of the two cluster directions "
@@ -418,7 +425,7 @@ def build_demo() -> gr.Blocks:
         outputs = [summary, card, config, curves, recipe, plane_plot, plane_text,
                    image_group, plane_group, pair_group, example_group]
         show.click(show_model, [name], outputs, api_name="show_model")
-        name.change(show_model, [name], outputs, api_name=False)
+        name.change(show_if_named, [name], outputs, api_name=False)
         demo.load(refresh_names, None, [name], api_name=False)
         classify_drawn.click(classify_sketch, [name, sketch], [scores, preview], api_name="classify_sketch")
         classify_uploaded.click(classify_upload, [name, upload], [scores, preview], api_name="classify_image")
