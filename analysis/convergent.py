@@ -1068,13 +1068,17 @@ def _cli(args) -> int:
         raise UserError(f"models taking {kind} are not supported yet (image pixel_values or text input_ids)")
 
     if args.list_layers:
-        _, batches, _ = make_batches(2, 2)
-        try:
-            batch = next(batches)
-        except UserError:
-            raise
-        except Exception:
-            batch = None
+        if kind == "pixel_values" and not args.data:  # shapes from the model's own dummy inputs
+            dummy = getattr(models[0], "dummy_inputs", None)
+            batch = {kind: dummy[kind]} if isinstance(dummy, dict) and kind in dummy else None
+        else:
+            _, batches, _ = make_batches(2, 2)
+            try:
+                batch = next(batches)
+            except UserError:
+                raise
+            except Exception:
+                batch = None
         for name, item in zip(args.models, loaded):
             shapes = _layer_sizes(item.model, batch) if batch is not None else {}
             print(f"{name} ({type(item.model).__name__}, input {kind}): layer path, module, output shape")
