@@ -179,16 +179,17 @@ class _ContributionAccumulator:
         self.tokens += int(self.weights.sum().item())
 
     def _outliers(self, index: int, h: torch.Tensor):
-        sq = h.float().square()
-        real = self.real.to(h.device)
-        first = real[:, :1, None].float()
-        rest = real[:, 1:, None].float()
-        self.sq_first[index] += (sq[:, :1] * first).sum(dim=(0, 1)).double().cpu()
-        self.sq_rest[index] += (sq[:, 1:] * rest).sum(dim=(0, 1)).double().cpu()
-        absolute = h.float().abs()
-        self.max_first[index] = max(float(self.max_first[index]), float((absolute[:, :1] * first).max()))
-        if h.shape[1] > 1:
-            self.max_rest[index] = max(float(self.max_rest[index]), float((absolute[:, 1:] * rest).max()))
+        real = self.real.to(h.device).float()
+        for row in range(h.shape[0]):  # one sequence at a time: temporaries stay T x d
+            hb = h[row].float()
+            mask = real[row]
+            squared = hb.square()
+            self.sq_first[index] += (squared[0] * mask[0]).double().cpu()
+            self.sq_rest[index] += (squared[1:] * mask[1:, None]).sum(0).double().cpu()
+            peaks = hb.abs().amax(dim=-1) * mask
+            self.max_first[index] = max(float(self.max_first[index]), float(peaks[0]))
+            if hb.shape[0] > 1:
+                self.max_rest[index] = max(float(self.max_rest[index]), float(peaks[1:].max()))
 
     def hooks(self) -> list:
         adapter = self.adapter
@@ -214,29 +215,34 @@ class _ContributionAccumulator:
 
     def _post(self, l):
         def hook(module, args, output):
-            out = first_tensor(output).float()
-            h, a, m = self._h.float(), self._a.float(), self._m.float()
+            out = first_tensor(output)
+            h, a, m = self._h, self._a, self._m
             self._h = self._a = self._m = None
-            mid = h + a
-            dh = out - h
-            nh, na, nm = h.norm(dim=-1), a.norm(dim=-1), m.norm(dim=-1)
-            nmid, ndh = mid.norm(dim=-1), dh.norm(dim=-1)
-            values = (
-                na / nh.clamp_min(_EPS),
-                nm / nmid.clamp_min(_EPS),
-                ndh / nh.clamp_min(_EPS),
-                (a * h).sum(-1) / (na * nh).clamp_min(_EPS),
-                (m * mid).sum(-1) / (nm * nmid).clamp_min(_EPS),
-                (dh * h).sum(-1) / (ndh * nh).clamp_min(_EPS),
-            )
             w = self.weights.to(out.device)  # layers may sit on different devices (device_map)
-            for index, value in enumerate(values):
-                self.sums[index, l] += float((value * w).sum())
-            self.norm_sums[l] += float((nh * w).sum())
-            if l == self.adapter.num_layers - 1:
-                self.norm_sums[l + 1] += float((out.norm(dim=-1) * w).sum())
+            # one sequence at a time, so the temporaries are T x d rather than B x T x d
+            for row in range(out.shape[0]):
+                self._add(l, h[row].float(), a[row].float(), m[row].float(), out[row].float(), w[row])
             self._outliers(l + 1, out)
         return hook
+
+    def _add(self, l, h, a, m, out, w):
+        mid = h + a
+        dh = out - h
+        nh, na, nm = h.norm(dim=-1), a.norm(dim=-1), m.norm(dim=-1)
+        nmid, ndh = mid.norm(dim=-1), dh.norm(dim=-1)
+        values = (
+            na / nh.clamp_min(_EPS),
+            nm / nmid.clamp_min(_EPS),
+            ndh / nh.clamp_min(_EPS),
+            (a * h).sum(-1) / (na * nh).clamp_min(_EPS),
+            (m * mid).sum(-1) / (nm * nmid).clamp_min(_EPS),
+            (dh * h).sum(-1) / (ndh * nh).clamp_min(_EPS),
+        )
+        for index, value in enumerate(values):
+            self.sums[index, l] += float((value * w).sum())
+        self.norm_sums[l] += float((nh * w).sum())
+        if l == self.adapter.num_layers - 1:
+            self.norm_sums[l + 1] += float((out.norm(dim=-1) * w).sum())
 
     def result(self, exclude: Sequence[int]) -> ContributionResult:
         n = max(self.tokens, 1)

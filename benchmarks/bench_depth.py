@@ -231,6 +231,8 @@ def main() -> None:
     parser.add_argument("--skip-tokens", type=int, default=64)
     parser.add_argument("--skip-positions", type=int, default=2)
     parser.add_argument("--json", default=None, help="write the results here too")
+    parser.add_argument("--memory-only", action="store_true", help="measure working memory only")
+    parser.add_argument("--no-skip", action="store_true", help="leave out the skip-matrix benchmark")
     # internal: one measurement in a fresh process
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -257,7 +259,7 @@ def main() -> None:
         torch.save(prompts, args.prompts_file)
         reference_numbers = None
         for method in [m for m in args.methods.split(",") if m and m != "none"]:
-            timing = spawn(method, args) if method != "bare" else {"ratio": 1.0}
+            timing = spawn(method, args) if method != "bare" and not args.memory_only else {"ratio": 1.0}
             memory = spawn(method, args, memory=True)
             if timing is None or memory is None:
                 results["contributions"][method] = {"error": "not installed or failed"}
@@ -282,6 +284,12 @@ def main() -> None:
                 if "peak_mb" in entry:
                     entry["memory_ratio"] = entry["peak_mb"] / bare_mb
 
+    if args.no_skip:
+        print(json.dumps(results, indent=1))
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(results, handle, indent=1)
+        return
     # skip matrices: batched with shared prefixes vs one forward per variant
     adapter = DecoderAdapter(model)
     skip_prompts = [p[: args.skip_tokens] for p in prompts[: args.skip_prompts]]
