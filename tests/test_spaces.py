@@ -203,9 +203,75 @@ def test_space_folder_and_card(name):
     header = (folder / "README.md").read_text().split("---")[1]
     card = yaml.safe_load(header)
     assert card["sdk"] == "gradio" and card["app_file"] == "app.py" and card["license"] == "apache-2.0"
-    assert card["sdk_version"] == gradio.__version__ and card["title"] and card["tags"] and card["models"]
+    assert str(card["sdk_version"]).split(".")[0] == gradio.__version__.split(".")[0]  # the Space runs this major
+    assert card["title"] and card["tags"] and card["models"]
     requirements = (folder / "requirements.txt").read_text()
     assert "zooscope" in requirements
+
+
+# ------------------------------------------------------------------------------------------
+# zoo.spaces_support (no server)
+# ------------------------------------------------------------------------------------------
+
+
+def test_model_names_a_visitor_may_load(monkeypatch, tmp_path):
+    from zoo import UserError
+    from zoo.spaces_support import check_model_name
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("ZOOSCOPE_SPACE_MODELS", str(tmp_path / "listed"))
+    assert check_model_name(" convnet-fashion-mnist-seed0 ") == "convnet-fashion-mnist-seed0"
+    assert check_model_name("zooscope/x") == "zooscope/x"
+    assert check_model_name("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"
+    assert check_model_name(str(tmp_path / "listed")) == str(tmp_path / "listed")  # the operator's list
+    assert check_model_name("/opt/x.gguf", allowed=["/opt/x.gguf"]) == "/opt/x.gguf"  # the dropdown's entries
+    for name, message in (("", "empty"), ("/etc/passwd", "local files"), ("../secret", "local files"),
+                          ("~/model", "local files"), ("a/b/c", "not a model name"), ("x.gguf", "local files")):
+        with pytest.raises(UserError, match=message):
+            check_model_name(name)
+
+
+def test_bounds_and_text():
+    from zoo import UserError
+    from zoo.spaces_support import bounded, check_text
+
+    assert bounded("3", "n", 1, 5) == 3 and bounded(2.0, "n", 1, 5) == 2
+    for value, message in ((0, "between 1 and 5"), (6, "between 1 and 5"), (2.5, "whole number"), ("x", "a number"),
+                           (None, "empty")):
+        with pytest.raises(UserError, match=message):
+            bounded(value, "n", 1, 5)
+    with pytest.raises(UserError, match="empty"):
+        check_text(" \n ")
+    with pytest.raises(UserError, match="too long"):
+        check_text("x" * 30, max_chars=10)
+
+
+def test_drawings_become_model_inputs():
+    import numpy as np
+    import torch
+
+    from zoo import UserError
+    from zoo.spaces_support import image_to_pixels, widget_kind
+
+    assert widget_kind("pixel_values", "fashion_mnist") == "image"
+    assert widget_kind("input_features", "xor_cluster") == "plane"
+    assert widget_kind("input_features", "modular_arithmetic") == "pair"
+    assert widget_kind("input_features", "some_future_set") == "example"
+    # a black stroke on a transparent sketch layer: inverted to a bright stroke on black
+    layer = np.zeros((80, 80, 4), dtype=np.uint8)
+    layer[:, 38:42, 3] = 255
+    pixels = image_to_pixels({"background": None, "layers": [layer], "composite": layer}, 8)
+    assert pixels.shape == (1, 1, 8, 8)
+    assert torch.allclose(pixels[0, 0, :, 3:5].sum(-1), torch.full((8,), 0.4), atol=0.01)  # 4 of 10 pixels per side
+    assert pixels[0, 0, :, :3].max() == 0 and pixels[0, 0, :, 5:].max() == 0
+    # a bright object on black stays as it is; area averaging keeps a block image exact
+    block = np.kron(np.eye(8), np.ones((10, 10))) * 255
+    assert np.allclose(image_to_pixels(block.astype(np.uint8), 8)[0, 0].numpy(), np.eye(8))
+    with pytest.raises(UserError, match="empty"):
+        image_to_pixels({"composite": np.zeros((8, 8, 4), dtype=np.uint8)}, 8)
+    with pytest.raises(UserError, match="no image"):
+        image_to_pixels(None, 8)
 
 
 # ------------------------------------------------------------------------------------------
