@@ -240,17 +240,6 @@ def write_json(text_or_data: str | dict, folder: str, filename: str = "report.js
     return path
 
 
-class GradioProgress:
-    """A tqdm-like callback that forwards to ``gr.Progress``: ``step(fraction, desc)``."""
-
-    def __init__(self, progress=None):
-        self.progress = progress
-
-    def __call__(self, fraction: float, desc: str) -> None:
-        if self.progress is not None:
-            self.progress(fraction, desc=desc)
-
-
 def launch(demo, **kwargs):
     """Queue (one job at a time, a bounded waiting line) and launch. Server name and port come
     from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` when set (Gradio reads them)."""
