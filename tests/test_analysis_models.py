@@ -200,7 +200,7 @@ class _TupleLayer(torch.nn.Module):
 
 def test_tuple_returning_layers_give_the_same_statistics():
     from analysis import depth
-    from analysis_fixtures import random_prompts
+    from .analysis_fixtures import random_prompts
 
     model = make_tiny("llama")
     wrapped = copy.deepcopy(model)

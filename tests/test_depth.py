@@ -225,7 +225,7 @@ def test_linear_map_between_models_and_tokenizer_check():
     error = torch.tensor(result.relative_error)
     assert error.shape == (3, 3)
     assert error.diagonal().max() < 0.05  # a stream predicts itself
-    from analysis_fixtures import make_tokenizer
+    from .analysis_fixtures import make_tokenizer
 
     other = make_tokenizer(200)
     with pytest.raises(UserError, match="different tokenizers"):
@@ -287,7 +287,7 @@ def test_cli_user_errors(case, tmp_path, capsys, offline):
         config = transformers.OPTConfig(vocab_size=256, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
                                         num_attention_heads=2, word_embed_proj_dim=16)
         transformers.OPTForCausalLM(config).save_pretrained(tmp_path / "opt")
-        from analysis_fixtures import make_tokenizer
+        from .analysis_fixtures import make_tokenizer
 
         make_tokenizer().save_pretrained(tmp_path / "opt")
         model, expected = str(tmp_path / "opt"), "unsupported model family 'opt'"
