@@ -23,7 +23,7 @@ def _half_line(ax, num_layers: int):
 
 def plot_report(report, out_dir: str) -> list[str]:
     written: list[str] = []
-    title = report.model
+    title = os.path.basename(str(report.model).rstrip("/")) or str(report.model)
     L = report.num_layers
     layers = np.arange(L)
     c = report.contributions
