@@ -176,7 +176,7 @@ def worker(args) -> dict:
 
     model = AutoModelForCausalLM.from_pretrained(args.folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.folder)
-    prompts = torch.load(args.prompts_file)
+    prompts = torch.load(args.prompts_file, weights_only=True)  # our own list of token tensors
     result: dict = {"method": args.worker}
     with torch.no_grad():
         run = make_runner(args.worker, model, tokenizer, prompts, args.batch_size)
