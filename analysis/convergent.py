@@ -25,6 +25,7 @@ Pipeline, one pass over the inputs:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import os
@@ -86,7 +87,7 @@ def flatten_units(output: Any, mask: torch.Tensor | None = None, copy: bool = Tr
         return x.reshape(-1, x.shape[-1]) if copy else x
     if x.ndim == 3:
         if mask is not None and mask.shape == x.shape[:2]:
-            return x[mask.bool()]
+            return x[mask.to(x.device).bool()]
         return x.reshape(-1, x.shape[-1])
     raise UserError(f"a layer output of shape {tuple(x.shape)} has no unit axis (expected 2-D, 3-D or 4-D)")
 
@@ -113,13 +114,49 @@ class LayerStatistics:
         self.compute_dtype = compute_dtype
         self.n = 0
         self.shift: list[torch.Tensor | None] = [None] * len(self.sizes)
-        self.sum = [torch.zeros(d, dtype=torch.float64) for d in self.sizes]
-        self.sumsq = [torch.zeros(d, dtype=torch.float64) for d in self.sizes]
-        self.gram = [torch.zeros(d, d, dtype=torch.float64) if within else None for d in self.sizes]
-        self.cross = {
-            (i, j): torch.zeros(self.sizes[i], self.sizes[j], dtype=torch.float64)
-            for i in range(len(self.sizes)) for j in range(i + 1, len(self.sizes))
-        }
+        self._allocate(torch.device("cpu"))
+
+    def _allocate(self, device: torch.device) -> None:
+        # on the activations' device (a GPU keeps its activations), float64 throughout
+        zeros = functools.partial(torch.zeros, dtype=torch.float64, device=device)
+        self.sum = [zeros(d) for d in self.sizes]
+        self.sumsq = [zeros(d) for d in self.sizes]
+        self.gram = [zeros(d, d) if self.within else None for d in self.sizes]
+        self.cross = {(i, j): zeros(self.sizes[i], self.sizes[j])
+                      for i in range(len(self.sizes)) for j in range(i + 1, len(self.sizes))}
+
+    def _units_by_samples(self, m: int, a: torch.Tensor) -> torch.Tensor:
+        """Model m's activations centred about its shift, as a ``(units, samples)`` matrix (a
+        view of whichever layout the centring wrote, so that every product below is one GEMM
+        with contiguous operands and no further copy)."""
+        units = a.shape[-1]
+        if self.shift[m] is None:
+            self.shift[m] = a.reshape(-1, units).to(self.compute_dtype).mean(0)
+        if a.ndim == 4:
+            # the unit-last view (N, H, W, C) of a channel-first conv output: centre straight into
+            # channel-major (C, N, H, W), whose rows of H*W positions copy contiguously; a GEMM over
+            # samples of (C, N*H*W) rows runs 1.2-1.5x faster than over (N*H*W, C) columns
+            z = torch.empty((units,) + tuple(a.shape[:-1]), dtype=self.compute_dtype, device=a.device)
+            torch.sub(a.permute(3, 0, 1, 2), self.shift[m][:, None, None, None], out=z)
+            return z.view(units, -1)
+        x = torch.empty(a.shape, dtype=self.compute_dtype, device=a.device)
+        torch.sub(a, self.shift[m], out=x)
+        return x.view(-1, units).T
+
+    _CACHE_ELEMENTS = 1 << 19  # float32 elements of one slice of samples, all models together (2 MiB)
+
+    def _accumulate(self, activations: list[torch.Tensor]) -> None:
+        us = [self._units_by_samples(m, a) for m, a in enumerate(activations)]
+        for m, u in enumerate(us):
+            self.sum[m] += u.sum(1)  # float32 in-slice (cascade summation), float64 across slices
+            if self.within:
+                gram = u @ u.T
+                self.gram[m] += gram
+                self.sumsq[m] += torch.diagonal(gram)
+            else:  # the diagonal alone: a row norm is 2-3x cheaper than u*u summed, and no d x d product
+                self.sumsq[m] += torch.linalg.vector_norm(u, dim=1).double() ** 2
+        for (i, j), acc in self.cross.items():
+            acc += us[i] @ us[j].T
 
     @torch.no_grad()
     def update(self, activations: Sequence[torch.Tensor]) -> None:
@@ -129,38 +166,36 @@ class LayerStatistics:
         if len(rows) != 1:
             raise UserError(f"the models give different numbers of samples for this layer ({sorted(rows)}): "
                             "compare layers with the same spatial size / sequence length")
-        xs = []
         for m, a in enumerate(activations):
             if a.shape[-1] != self.sizes[m]:
                 raise ValueError(f"model {m}: expected {self.sizes[m]} units, got {a.shape[-1]}")
-            a = a.detach()
-            if a.device.type != "cpu":
-                a = a.to("cpu")
-            if self.shift[m] is None:
-                self.shift[m] = a.reshape(-1, a.shape[-1]).to(self.compute_dtype).mean(0)
-            # centre, cast and lay out contiguously in one pass (also for a unit-last conv view)
-            x = torch.empty(a.shape, dtype=self.compute_dtype)
-            torch.sub(a, self.shift[m], out=x)
-            x = x.view(-1, a.shape[-1])
-            self.sum[m] += x.sum(0).double()
-            gram = x.T @ x  # BLAS: cheaper than any column reduction of x*x, even for the diagonal alone
-            self.sumsq[m] += torch.diagonal(gram).double()
-            if self.within:
-                self.gram[m] += gram.double()
-            xs.append(x)
-        for (i, j), acc in self.cross.items():
-            acc += (xs[i].T @ xs[j]).double()
+        device = activations[0].device
+        if device.type == "mps":  # no float64 there
+            device = torch.device("cpu")
+        if self.n == 0 and self.sum[0].device != device:
+            self._allocate(device)
+        activations = [a.detach().to(device) for a in activations]
+        # Narrow layers (conv channels) make memory-bound products: take the samples in slices
+        # that stay in cache between the centring and the products (measured on the convnet's
+        # conv layers: +30 % over the bare forward instead of +39 %; smaller slices lose it to
+        # per-call overhead); wide layers (>= 1024 units in all) are compute-bound and go whole.
+        per_item = _rows(activations[0]) // max(activations[0].shape[0], 1)
+        items = len(activations[0])
+        if device.type == "cpu" and sum(self.sizes) < 1024:
+            items = max(1, self._CACHE_ELEMENTS // (sum(self.sizes) * max(per_item, 1)))
+        for start in range(0, len(activations[0]), items):
+            self._accumulate([a[start:start + items] for a in activations])
         self.n += next(iter(rows))
 
     # -- derived quantities (numpy float64) --------------------------------------------------
 
     def mean(self, m: int) -> np.ndarray:
-        return (self.sum[m] / self.n + self.shift[m].double()).numpy()
+        return (self.sum[m] / self.n + self.shift[m].double()).cpu().numpy()
 
     def variance(self, m: int) -> np.ndarray:
         s = self.sum[m]
         var = (self.sumsq[m] - s * s / self.n) / (self.n - 1)
-        return var.clamp_min(0).numpy()
+        return var.clamp_min(0).cpu().numpy()
 
     def dead(self, m: int, tol: float = 1e-12) -> np.ndarray:
         """Units whose variance is (numerically) zero: constant over the inputs."""
@@ -179,7 +214,7 @@ class LayerStatistics:
         else:
             return self.covariance(j, i).T
         si, sj = self.sum[i], self.sum[j]
-        return ((g - torch.outer(si, sj) / self.n) / (self.n - 1)).numpy()
+        return ((g - torch.outer(si, sj) / self.n) / (self.n - 1)).cpu().numpy()
 
     def correlation(self, i: int, j: int) -> np.ndarray:
         """Pearson correlation between model i's and model j's units; 0 where a unit is dead."""
@@ -197,13 +232,13 @@ class LayerStatistics:
         def inverse_sd(m):
             ss = (self.sumsq[m] - self.sum[m] ** 2 / self.n).clamp_min(0)
             inv = ss.rsqrt()
-            inv[torch.from_numpy(self.dead(m))] = 0.0
+            inv[torch.from_numpy(self.dead(m)).to(inv.device)] = 0.0
             return inv
 
         corr.mul_(inverse_sd(i)[:, None]).mul_(inverse_sd(j)[None, :]).clamp_(-1.0, 1.0)
         if i == j:
-            corr.diagonal().copy_(torch.from_numpy(np.where(self.dead(i), 0.0, 1.0)))
-        return corr.numpy()
+            corr.diagonal().copy_(torch.from_numpy(np.where(self.dead(i), 0.0, 1.0)).to(corr.device))
+        return corr.cpu().numpy()
 
 
 class BinnedMI:
@@ -311,6 +346,20 @@ class Matching:
         return rows, np.array(cols + rest, dtype=int)
 
 
+def _column_argmax(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sim.argmax(0)`` and the maxima, fast: numpy's argmax down the columns of a C-ordered
+    matrix is ~40x slower than its max (0.4 s at 4096²), so find each column's maximum and
+    take the first row that attains it."""
+    top = sim.max(0)
+    r, c = np.nonzero(sim == top[None, :])
+    arg = np.full(sim.shape[1], -1)
+    arg[c[::-1]] = r[::-1]  # the last write wins: the first row reaching the maximum, as argmax
+    missing = arg < 0  # a column holding NaN: argmax's own answer
+    if missing.any():
+        arg[missing] = sim[:, missing].argmax(0)
+    return arg, sim[arg, np.arange(sim.shape[1])]
+
+
 def match_units(similarity: np.ndarray, live_a: np.ndarray | None = None, live_b: np.ndarray | None = None) -> Matching:
     """Maximum-total-similarity one-to-one matching (``linear_sum_assignment``) plus semi-matching.
 
@@ -331,15 +380,26 @@ def match_units(similarity: np.ndarray, live_a: np.ndarray | None = None, live_b
     best_b = np.full(nb, -1, dtype=int)
     best_value_b = np.full(nb, np.nan)
     if sim.size:
-        rows, cols = linear_sum_assignment(sim, maximize=True)
-        partner[ia[rows]] = ib[cols]
-        value[ia[rows]] = sim[rows, cols]
+        rows_i = np.arange(len(ia))
         arg = sim.argmax(1)
         best[ia] = ib[arg]
-        best_value[ia] = sim[np.arange(len(ia)), arg]
-        arg_b = sim.argmax(0)
-        best_b[ib] = ia[arg_b]
-        best_value_b[ib] = sim[arg_b, np.arange(len(ib))]
+        best_value[ia] = sim[rows_i, arg]
+        best_b[ib], best_value_b[ib] = _column_argmax(sim)
+        # Minimise a reduced cost instead of maximising ``sim``: subtracting a constant from a row
+        # (a column) that every assignment uses exactly once does not change the optimum, and the
+        # reduced matrix (>= 0, a zero in every row and column) starts the shortest augmenting
+        # paths much closer to the optimal duals: 20-30 % less time at 4096 units.
+        cost = np.empty_like(sim)
+        if len(ia) <= len(ib):  # every row is assigned
+            np.subtract(sim[rows_i, arg][:, None], sim, out=cost)
+        else:
+            np.negative(sim, out=cost)
+        if len(ib) <= len(ia):  # every column is assigned
+            cost -= cost.min(0)
+        rows, cols = linear_sum_assignment(cost)
+        del cost
+        partner[ia[rows]] = ib[cols]
+        value[ia[rows]] = sim[rows, cols]
     return Matching(partner=partner.tolist(), value=value.tolist(), best_partner=best.tolist(),
                     best_value=best_value.tolist(), best_partner_b=best_b.tolist(), best_value_b=best_value_b.tolist())
 

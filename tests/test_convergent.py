@@ -65,17 +65,28 @@ def test_streaming_correlation_equals_numpy_corrcoef(dtype, tol):
             np.testing.assert_allclose(stats.correlation(i, j), expected, atol=tol)
 
 
-def test_convolutional_units_are_channels_over_positions():
+@pytest.mark.parametrize("unit_last_view, within, slice_elements", [
+    (False, True, 1 << 19), (True, True, 1 << 19), (True, True, 50), (True, False, 50)])
+def test_convolutional_units_are_channels_over_positions(monkeypatch, unit_last_view, within, slice_elements):
+    # the unit-last view (what the hooks pass) is centred straight into channel-major layout, and
+    # small slices of images force the cache-sized slicing through several slices per batch
+    monkeypatch.setattr(cv.LayerStatistics, "_CACHE_ELEMENTS", slice_elements)
     rng = np.random.default_rng(1)
-    a = torch.from_numpy(rng.standard_normal((6, 3, 5, 4)))
-    b = torch.from_numpy(rng.standard_normal((6, 2, 5, 4))) + a[:, :2]
-    stats = cv.LayerStatistics([3, 2], compute_dtype=torch.float64)
-    stats.update([cv.flatten_units(a), cv.flatten_units(b)])
+    a = torch.from_numpy(rng.standard_normal((6, 3, 5, 4))).float() + 50.0
+    b = torch.from_numpy(rng.standard_normal((6, 2, 5, 4))).float() + a[:, :2]
+    stats = cv.LayerStatistics([3, 2], within=within)
+    for batch in (slice(0, 4), slice(4, 6)):
+        stats.update([cv.flatten_units(a[batch], copy=not unit_last_view),
+                      cv.flatten_units(b[batch], copy=not unit_last_view)])
     # independent: every (image, row, column) is one sample of each channel
-    xa = a.numpy().transpose(1, 0, 2, 3).reshape(3, -1)
-    xb = b.numpy().transpose(1, 0, 2, 3).reshape(2, -1)
-    expected = np.corrcoef(np.concatenate([xa, xb]))[:3, 3:]
-    np.testing.assert_allclose(stats.correlation(0, 1), expected, atol=1e-10)
+    xa = a.double().numpy().transpose(1, 0, 2, 3).reshape(3, -1)
+    xb = b.double().numpy().transpose(1, 0, 2, 3).reshape(2, -1)
+    expected = np.corrcoef(np.concatenate([xa, xb]))
+    np.testing.assert_allclose(stats.correlation(0, 1), expected[:3, 3:], atol=2e-5)
+    np.testing.assert_allclose(stats.variance(0), xa.var(1, ddof=1), rtol=2e-5)
+    np.testing.assert_allclose(stats.mean(1), xb.mean(1), rtol=1e-6)
+    if within:
+        np.testing.assert_allclose(stats.correlation(0, 0), expected[:3, :3], atol=2e-5)
     assert stats.n == 6 * 5 * 4
 
 
@@ -338,3 +349,22 @@ def test_api_errors():
         cv.check_layers(model, ["nope"], "tiny")
     with pytest.raises(UserError, match="at least two models"):
         cv.compare_models([model], LAYERS, iter([]))
+
+
+@pytest.mark.parametrize("shape", [(7, 7), (5, 9), (9, 5)])
+def test_reduced_cost_matching_equals_plain_assignment(shape):
+    """match_units minimises a row/column-reduced cost: same optimum as maximising directly,
+    also for rectangular matrices (where only the fully assigned side may be reduced)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(sum(shape))
+    sim = rng.uniform(-1, 1, shape)
+    sim[:, 0] = sim[:, 1]  # ties: semi-matching must still agree with argmax (first maximum)
+    rows, cols = linear_sum_assignment(sim, maximize=True)
+    m = cv.match_units(sim)
+    matched = [(a, p) for a, p in enumerate(m.partner) if p >= 0]
+    assert len(matched) == min(shape)
+    assert sum(sim[a, p] for a, p in matched) == pytest.approx(sim[rows, cols].sum(), abs=1e-12)
+    assert m.best_partner == sim.argmax(1).tolist()
+    assert m.best_partner_b == sim.argmax(0).tolist()
+    assert m.best_value_b == sim.max(0).tolist()
