@@ -71,6 +71,7 @@ __all__ = [
     "module_times",
     "hook_overhead",
     "kv_cache_bytes",
+    "own_memory",
     "evaluate",
     "sweep",
     "save_dropped",
@@ -576,6 +577,24 @@ def kv_cache_bytes(cache) -> int:
 
 
 @torch.no_grad()
+def own_memory(model) -> nn.Module:
+    """Re-home every parameter and buffer of ``model`` into memory torch allocated, in place (one
+    tensor at a time, so the peak grows by one tensor), and return the model.
+
+    Speed comparisons need this. The dropped models are ``copy.deepcopy``s, allocated by torch;
+    a loaded model's weights may sit in memory another allocator made. The GGUF loader's come from
+    numpy, which asks the kernel for transparent huge pages: there the 49 152 x 576 LM-head matvec
+    of SmolLM2 runs ~1.45x faster (9 vs 13 ms per token), so a full model in numpy memory decoded
+    ~5 ms per token faster than its own deep copy, and the drop benchmark credited dropped
+    attention with only 0.71-0.80 of its time instead of ~1.0. (``THP_MEM_ALLOC_ENABLE=1`` in the
+    environment before torch starts gives torch's own allocations huge pages too.)"""
+    module = getattr(model, "model", model) if isinstance(model, DecoderAdapter) else model
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        tensor.data = tensor.detach().clone()
+    return model
+
+
+@torch.no_grad()
 def throughput(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: int = 3,
                batch_size: int = 1, clock: str = "wall") -> dict:
     """Prefill tokens/s (one forward over ``prompt`` with a fresh cache) and greedy decoding
@@ -786,6 +805,7 @@ def sweep(model, prompts, eval_prompts, *, kinds: Sequence[str] = KINDS, ks: Seq
     """Before/after table: the full model, then every kind × mode × k (each on a fresh copy of
     ``model``, dropping the first k of that mode's order). Returns (rows, orders)."""
     adapter = _adapter(model)
+    own_memory(adapter.model)  # the full model and its deep copies in the same kind of memory
     L = adapter.num_layers
     ks = sorted({int(k) for k in ks if int(k) > 0})
     modes = [_check_mode(m) for m in modes]
@@ -1135,6 +1155,8 @@ def run_drop(
     speed_prompt = held_out[0][:speed_tokens] if speed else None
     common = dict(tokenizer=tokenizer, mc=mc, mc_limit=mc_limit, speed_prompt=speed_prompt, new_tokens=new_tokens,
                   repeats=repeats, batch_size=batch_size, pad_id=pad)
+    if speed:
+        own_memory(adapter.model)  # the full model and its deep copies in the same kind of memory
     scores = compute_scores(adapter, calib, batch_size=batch_size, pad_id=pad, progress=progress)
     timing = module_times(adapter, speed_prompt, new_tokens=new_tokens, repeats=repeats) if speed else None
     rows = [evaluate(adapter, held_out, **common)]

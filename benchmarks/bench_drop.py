@@ -60,6 +60,7 @@ def speed(args, model, tokenizer) -> dict:
     prompts = load_prompts(tokenizer, None, num_prompts=args.calib_prompts + 1, max_tokens=max(args.max_tokens, args.prompt_tokens))
     calib, speed_prompt = prompts[:-1], prompts[-1][: args.prompt_tokens]
     pad = D._pad_id(tokenizer)
+    D.own_memory(model)  # full model and dropped deep copies in the same kind of memory (see own_memory)
     scores = D.compute_scores(model, [p[: args.max_tokens] for p in calib], batch_size=args.batch_size, pad_id=pad)
     timing = D.module_times(model, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
     results = {"machine": machine(args.clock), "prompt_tokens": len(speed_prompt), "new_tokens": args.new_tokens,

@@ -374,3 +374,24 @@ def test_real_smollm2_drop_saves_and_loads_by_name(tmp_path, hf_env):
     assert out["cls"] == "DroppedLlamaForCausalLM" and out["drop_attn_list"] == [25, 26] and out["same_generate"]
     assert sum(out["dummy"]) == 2
     torch.testing.assert_close(torch.tensor(out["logits"]), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_own_memory_rehomes_weights_without_changing_the_model():
+    """own_memory (so that a loaded model and its deep copies are timed in the same kind of
+    memory) copies every weight out of a foreign buffer, keeps tied weights tied and the logits."""
+    import numpy as np
+
+    model = make_tiny("llama")
+    model.config.tie_word_embeddings = True
+    model.tie_weights()
+    foreign = {}
+    for name, p in model.named_parameters():  # weights living in numpy's memory, like the GGUF loader's
+        foreign[name] = np.ascontiguousarray(p.detach().numpy().copy())
+        p.data = torch.from_numpy(foreign[name])
+    ids = random_prompts()[0][None]
+    before = _logits(model, ids)
+    assert D.own_memory(model) is model
+    for name, p in model.named_parameters():
+        assert not np.shares_memory(p.detach().numpy(), foreign[name]), name
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    torch.testing.assert_close(_logits(model, ids), before, rtol=0, atol=0)
