@@ -1023,8 +1023,11 @@ def compare_models(models: Sequence[nn.Module], layers: Sequence[str], batches: 
     if len(models) < 2:
         raise UserError("convergent learning compares at least two models")
     start = time.perf_counter()
+    # the baseline, sparse prediction and clustering need the within-model Gram matrices; matching
+    # alone needs only the cross-model products (cheaper: see docs/BENCHMARKS.md)
+    within = bool(rotations or sparse or clusters)
     stats, infos = collect_statistics(models, layers, batches, names=names, mi_bins=mi_bins, total=total,
-                                      progress=progress, compute_dtype=compute_dtype)
+                                      progress=progress, compute_dtype=compute_dtype, within=within)
     collected = time.perf_counter()
     pairs = [(i, j) for i in range(len(models)) for j in range(i + 1, len(models))]
     comparisons = []
@@ -1185,7 +1188,9 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--mi-bins", type=int, default=0, help="also match by binned mutual information with this many bins (e.g. 8)")
     parser.add_argument("--strong", type=float, default=0.5, help="correlation that counts as a strong match")
-    parser.add_argument("--rotations", type=int, default=3, help="random rotations averaged for the baseline")
+    parser.add_argument("--rotations", type=int, default=3,
+                        help="random rotations averaged for the baseline (0 with --no-sparse --no-clusters: "
+                             "matching only, from the cheaper cross-model statistics)")
     parser.add_argument("--clusters", type=int, default=16, help="spectral-clustering groups")
     parser.add_argument("--no-clusters", action="store_true")
     parser.add_argument("--no-sparse", action="store_true", help="skip the sparse-prediction λ path")

@@ -610,14 +610,14 @@ def throughput(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: in
         cache = _new_cache(adapter.model)
         _sync(device)
         start = now()
-        out = adapter.model(input_ids=ids, cache=cache, use_cache=True)
+        out = adapter.with_cache(ids, cache)
         _sync(device)
         prefill_times.append(now() - start)
         token = out.logits[:, -1:].argmax(-1)
         _sync(device)
         start = now()
         for _ in range(new_tokens):
-            out = adapter.model(input_ids=token, cache=cache, use_cache=True)
+            out = adapter.with_cache(token, cache)
             token = out.logits[:, -1:].argmax(-1)
         _sync(device)
         decode_times.append(now() - start)
@@ -685,12 +685,12 @@ def module_times(model, prompt: torch.Tensor, *, new_tokens: int = 32, repeats: 
                 _sync(device)
                 begin = now()
                 if phase == "prefill":
-                    out = adapter.model(input_ids=ids, cache=cache, use_cache=True)
+                    out = adapter.with_cache(ids, cache)
                     steps = 1
                 else:
                     token = out.logits[:, -1:].argmax(-1)
                     for _ in range(new_tokens):
-                        out = adapter.model(input_ids=token, cache=cache, use_cache=True)
+                        out = adapter.with_cache(token, cache)
                         token = out.logits[:, -1:].argmax(-1)
                     steps = max(1, new_tokens)
                 _sync(device)
@@ -938,7 +938,7 @@ input (cosine similarity on calibration tokens) matters least.
 
 ## Usage
 
-{"The modeling code (`modeling_dropped.py`, which wraps transformers' own " + family + " classes) ships with the repo, so zooscope need not be installed:" if remote else "A plain transformers model (blocks were removed, no custom code):"}
+{"The modeling code (`modeling_dropped.py`, which wraps transformers' own " + family + " classes) ships with the repo, so zooscope need not be installed (transformers >= 5.23 for generation with a KV cache):" if remote else "A plain transformers model (blocks were removed, no custom code):"}
 
 ```python
 from transformers import AutoModelForCausalLM, AutoTokenizer

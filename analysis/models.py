@@ -434,6 +434,21 @@ class DecoderAdapter:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
+    def with_cache(self, input_ids: torch.Tensor, cache, **kwargs):
+        """One generation step: a forward that reads and extends ``cache`` and, like
+        ``generate()``, computes the logits of the last position only (a prefill's full logits
+        would cost a prompt-length LM-head product: a quarter of SmolLM2's 64-token prefill).
+
+        transformers renamed the cache argument from ``past_key_values`` to ``cache`` during 5.x
+        (5.17 takes the old name; 5.24 warns on it), and a wrong name is silently swallowed by
+        ``**kwargs``: the model would decode with a fresh, empty cache of its own."""
+        import inspect
+
+        name = "cache" if "cache" in inspect.signature(self.base.forward).parameters else "past_key_values"
+        if "logits_to_keep" in inspect.signature(self.model.forward).parameters:
+            kwargs.setdefault("logits_to_keep", 1)
+        return self.model(input_ids=input_ids, use_cache=True, **{name: cache}, **kwargs)
+
     def layer(self, l: int) -> nn.Module:
         return self.layers[l]
 

@@ -298,6 +298,16 @@ def test_cli_recovers_the_permutation(model_folders, tmp_path, hf_env, capsys):
     assert code == 0, stderr
     assert "layers.1.act  Tanh  2×16" in stdout
 
+    # matching alone (no baseline, sparse maps or clusters) runs on the cross-model statistics only
+    code, stdout, stderr = cli(["match", "--models", str(a), str(b), "--data", "digits", "--split", "train",
+                                "--limit", "300", "--layers", *LAYERS, "--out", str(tmp_path / "bare"),
+                                "--rotations", "0", "--no-sparse", "--no-clusters", "--no-plots", "--quiet"], capsys)
+    assert code == 0, stderr
+    results = json.loads((tmp_path / "bare" / "results.json").read_text())
+    for comparison, perm in zip(results["comparisons"], perms):
+        assert comparison["matching"]["partner"] == np.argsort(perm).tolist()
+        assert comparison["mean_matched"] == pytest.approx(1.0, abs=1e-5)
+
 
 def test_cli_errors_leave_no_output(model_folders, tmp_path, hf_env, capsys):
     a, b, _ = model_folders

@@ -12,6 +12,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DummyLayer
 
 from analysis import drop as D
+from analysis.models import DecoderAdapter
 from analysis.cli import main as cli_main
 from analysis.dropped_modeling.modeling_dropped import DroppedAttention, DroppedMLP
 from analysis.errors import UserError
@@ -146,15 +147,15 @@ def test_generate_with_cache_equals_without_and_cache_skips_dropped_layers(famil
     assert torch.equal(with_cache, without)
     for cache in (DynamicCache(config=model.config), DynamicCache()):  # from the config, and grown lazily
         with torch.no_grad():
-            model(input_ids=ids, cache=cache, use_cache=True)
-            model(input_ids=ids[:, :1], cache=cache, use_cache=True)
+            DecoderAdapter(model).with_cache(ids, cache)
+            DecoderAdapter(model).with_cache(ids[:, :1], cache)
         assert [isinstance(layer, DummyLayer) for layer in cache.layers] == [True, False, True, False]
         assert cache.layers[0].keys is None and cache.layers[2].keys is None
         assert cache.get_seq_length() == 11
     full = make_tiny(family, num_layers=4)
     full_cache = DynamicCache()  # like the last cache above: no sliding window
     with torch.no_grad():
-        full(input_ids=ids, cache=full_cache, use_cache=True)
+        DecoderAdapter(full).with_cache(ids, full_cache)
     # half the layers hold keys and values: 2 layers x 11 tokens against 4 layers x 10 tokens
     assert D.kv_cache_bytes(cache) * 20 == D.kv_cache_bytes(full_cache) * 11 > 0
 
@@ -198,7 +199,7 @@ def test_block_drop_removes_layers_and_loads_as_plain_model(family, tmp_path):
 
 
 _LOAD_BY_NAME = r"""
-import json, torch
+import inspect, json, torch
 from transformers import AutoModelForCausalLM, DynamicCache
 from transformers.cache_utils import DummyLayer
 torch.set_num_threads(1)
@@ -210,8 +211,9 @@ kwargs = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False)
 cached = model.generate(ids, use_cache=True, **kwargs)
 plain = model.generate(ids, use_cache=False, **kwargs)
 cache = DynamicCache(config=model.config)
+name = "cache" if "cache" in inspect.signature(model.model.forward).parameters else "past_key_values"  # renamed in 5.x
 with torch.no_grad():
-    model(input_ids=ids, cache=cache, use_cache=True)
+    model(input_ids=ids, use_cache=True, **{name: cache})
 print(json.dumps({"cls": type(model).__name__, "logits": logits.tolist(), "same_generate": bool(torch.equal(cached, plain)),
                   "dummy": [isinstance(l, DummyLayer) for l in cache.layers],
                   "drop_attn_list": model.config.drop_attn_list, "drop_mlp_list": model.config.drop_mlp_list}))

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 import transformers
 
-try:  # transformers >= 5: a cache slot that never stores anything
+try:  # transformers >= 5.23: a cache slot that never stores anything
     from transformers.cache_utils import DummyLayer
-except ImportError:  # pragma: no cover - older transformers
+except ImportError:  # older transformers: the model runs, but not with a KV cache (see below)
     DummyLayer = None
 
 __all__ = [
@@ -55,8 +55,16 @@ def _mark_dropped_slot(cache, layer_idx: int) -> None:
     Caches built from the config hold one layer per decoder layer; lazily grown caches append
     layers as they are updated, so the slot is appended here in order.
     """
-    if cache is None or DummyLayer is None or not hasattr(cache, "layers"):
+    if cache is None or not hasattr(cache, "layers"):
         return
+    if DummyLayer is None:
+        # Without it the dropped layer's slot stays an empty ordinary layer, and a cache that
+        # reads the sequence length from slot 0 would restart positions at 0: wrong tokens,
+        # silently. Refuse instead.
+        raise RuntimeError(
+            f"this model drops attention layers, and using it with a KV cache needs transformers >= 5.23 "
+            f"(DummyLayer cache slots); found {transformers.__version__}. Upgrade transformers, or pass "
+            "use_cache=False.")
     layers = cache.layers
     if len(layers) > layer_idx:
         slot = layers[layer_idx]
