@@ -3,7 +3,10 @@
 Speed (default): prefill and decode time of the full model and of models with k attention / MLP
 sublayers or blocks dropped (one-shot by score), measured in the same run, against the time the
 dropped modules took inside the full model (forward hooks). ratio = saved time / that time
-(1.0 = dropping saves exactly the modules' own time; the goal is >= 0.8).
+(1.0 = dropping saves exactly the modules' own time; the goal is >= 0.8). --repeats rounds of
+(hooked full model, full model, dropped model) back to back; the ratio is the median over rounds
+of each round's saving over that round's module time (quartiles beside it), which cancels the
+machine's slow drift.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_drop.py --threads 1 --out docs/figures/drop/bench.json
 
@@ -22,6 +25,7 @@ import copy
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -71,34 +75,53 @@ def speed(args, model, tokenizer) -> dict:
             chosen = D.select_layers(scores.of(kind), k)
             work = copy.deepcopy(model)
             D.drop_modules(work, kind, chosen)
-            # full and dropped measured back to back, twice, best of each
-            full_a = D.throughput(model, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
-            dropped = D.throughput(work, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
-            full_b = D.throughput(model, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
+            # Rounds of (hooked full, full, dropped), back to back: the machine drifts by ~5 % over
+            # minutes (the same full model's prefill read 500-560 ms across one run), as much as
+            # a dropped sublayer saves, so each round's saving is set against that round's module
+            # time and the median over rounds is reported.
+            rounds = []
+            for _ in range(args.repeats):
+                hooked = D.module_times(model, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock)
+                full = D.throughput(model, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock)
+                dropped = D.throughput(work, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock)
+                rounds.append({
+                    "prefill_full_s": full["prefill_s"], "prefill_dropped_s": dropped["prefill_s"],
+                    "prefill_module_s": sum(hooked["prefill"][kind][l] for l in chosen),
+                    "decode_full_s": full["decode_s_per_token"], "decode_dropped_s": dropped["decode_s_per_token"],
+                    "decode_module_s": sum(hooked["decode"][kind][l] for l in chosen),
+                    "kv_bytes_per_token_full": full["kv_bytes_per_token"], "kv_bytes_per_token": dropped["kv_bytes_per_token"],
+                })
             del work
-            full_prefill = min(full_a["prefill_s"], full_b["prefill_s"])
-            full_decode = min(full_a["decode_s_per_token"], full_b["decode_s_per_token"])
-            module_prefill = sum(timing["prefill"][kind][l] for l in chosen)
-            module_decode = sum(timing["decode"][kind][l] for l in chosen)
+
+            def med(key):
+                return statistics.median(r[key] for r in rounds)
+
+            def ratio(phase):
+                return statistics.median((r[f"{phase}_full_s"] - r[f"{phase}_dropped_s"]) / r[f"{phase}_module_s"] for r in rounds)
+
+            def spread(phase):
+                values = sorted((r[f"{phase}_full_s"] - r[f"{phase}_dropped_s"]) / r[f"{phase}_module_s"] for r in rounds)
+                return [values[len(values) // 4], values[(3 * len(values)) // 4]]
+
             overhead = timing["decode"]["hook_overhead_s"] * k
             run = {
-                "kind": kind, "k": k, "dropped": chosen,
-                "prefill_full_s": full_prefill, "prefill_dropped_s": dropped["prefill_s"],
-                "prefill_speedup": full_prefill / dropped["prefill_s"],
-                "prefill_module_s": module_prefill,
-                "prefill_ratio": (full_prefill - dropped["prefill_s"]) / module_prefill,
-                "decode_full_s": full_decode, "decode_dropped_s": dropped["decode_s_per_token"],
-                "decode_speedup": full_decode / dropped["decode_s_per_token"],
-                "decode_module_s": module_decode,
-                "decode_ratio": (full_decode - dropped["decode_s_per_token"]) / module_decode,
+                "kind": kind, "k": k, "dropped": chosen, "rounds": rounds,
+                "prefill_full_s": med("prefill_full_s"), "prefill_dropped_s": med("prefill_dropped_s"),
+                "prefill_speedup": statistics.median(r["prefill_full_s"] / r["prefill_dropped_s"] for r in rounds),
+                "prefill_module_s": med("prefill_module_s"),
+                "prefill_ratio": ratio("prefill"), "prefill_ratio_quartiles": spread("prefill"),
+                "decode_full_s": med("decode_full_s"), "decode_dropped_s": med("decode_dropped_s"),
+                "decode_speedup": statistics.median(r["decode_full_s"] / r["decode_dropped_s"] for r in rounds),
+                "decode_module_s": med("decode_module_s"),
+                "decode_ratio": ratio("decode"), "decode_ratio_quartiles": spread("decode"),
                 "hook_overhead_s": overhead,
-                "prefill_ratio_net": (full_prefill - dropped["prefill_s"]) / max(module_prefill - overhead, 1e-12),
-                "decode_ratio_net": (full_decode - dropped["decode_s_per_token"]) / max(module_decode - overhead, 1e-12),
-                "kv_bytes_per_token_full": full_a["kv_bytes_per_token"], "kv_bytes_per_token": dropped["kv_bytes_per_token"],
+                "kv_bytes_per_token_full": rounds[0]["kv_bytes_per_token_full"], "kv_bytes_per_token": rounds[0]["kv_bytes_per_token"],
             }
             results["runs"].append(run)
-            print(f"{kind:5s} k={k:2d}  prefill x{run['prefill_speedup']:.3f} (ratio {run['prefill_ratio']:.2f})  "
-                  f"decode x{run['decode_speedup']:.3f} (ratio {run['decode_ratio']:.2f}, net of hooks {run['decode_ratio_net']:.2f})  "
+            print(f"{kind:5s} k={k:2d}  prefill x{run['prefill_speedup']:.3f} (ratio {run['prefill_ratio']:.2f}, "
+                  f"quartiles {run['prefill_ratio_quartiles'][0]:.2f}-{run['prefill_ratio_quartiles'][1]:.2f})  "
+                  f"decode x{run['decode_speedup']:.3f} (ratio {run['decode_ratio']:.2f}, "
+                  f"quartiles {run['decode_ratio_quartiles'][0]:.2f}-{run['decode_ratio_quartiles'][1]:.2f})  "
                   f"KV {run['kv_bytes_per_token']:.0f}/{run['kv_bytes_per_token_full']:.0f} B/token", flush=True)
     return results
 
