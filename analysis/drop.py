@@ -583,9 +583,9 @@ def own_memory(model) -> nn.Module:
 
     Speed comparisons need this. The dropped models are ``copy.deepcopy``s, allocated by torch;
     a loaded model's weights may sit in memory another allocator made. The GGUF loader's come from
-    numpy, which asks the kernel for transparent huge pages: there the 49 152 x 576 LM-head matvec
-    of SmolLM2 runs ~1.45x faster (9 vs 13 ms per token), so a full model in numpy memory decoded
-    ~5 ms per token faster than its own deep copy, and the drop benchmark credited dropped
+    numpy, which asks the kernel for transparent huge pages: there the 49 152 x 576 LM-head
+    matvec of SmolLM2 runs ~1.43x faster (11.5 vs 16.5 ms; ``bench_drop.py --memory``), so a
+    full model in numpy memory decoded ~5 ms per token faster than its own deep copy, and the drop benchmark credited dropped
     attention with only 0.71-0.80 of its time instead of ~1.0. (``THP_MEM_ALLOC_ENABLE=1`` in the
     environment before torch starts gives torch's own allocations huge pages too.)"""
     module = getattr(model, "model", model) if isinstance(model, DecoderAdapter) else model

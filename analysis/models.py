@@ -13,6 +13,7 @@ the post-norms that wrap the sublayers).
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -374,6 +375,14 @@ def replace_first_tensor(output: Any, tensor: torch.Tensor) -> Any:
     raise TypeError(f"cannot replace hidden states in a {type(output).__name__}")
 
 
+@functools.lru_cache(maxsize=None)
+def _forward_parameters(cls: type) -> frozenset[str]:
+    """The argument names of ``cls.forward``, once per class (decoding asks every step)."""
+    import inspect
+
+    return frozenset(inspect.signature(cls.forward).parameters)
+
+
 class DecoderAdapter:
     """Uniform access to a decoder-only LM's layers, sublayers, norms and head.
 
@@ -442,10 +451,8 @@ class DecoderAdapter:
         transformers renamed the cache argument from ``past_key_values`` to ``cache`` during 5.x
         (5.17 takes the old name; 5.24 warns on it), and a wrong name is silently swallowed by
         ``**kwargs``: the model would decode with a fresh, empty cache of its own."""
-        import inspect
-
-        name = "cache" if "cache" in inspect.signature(self.base.forward).parameters else "past_key_values"
-        if "logits_to_keep" in inspect.signature(self.model.forward).parameters:
+        name = "cache" if "cache" in _forward_parameters(type(self.base)) else "past_key_values"
+        if "logits_to_keep" in _forward_parameters(type(self.model)):
             kwargs.setdefault("logits_to_keep", 1)
         return self.model(input_ids=input_ids, use_cache=True, **{name: cache}, **kwargs)
 
