@@ -10,6 +10,11 @@ machine's slow drift.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_drop.py --threads 1 --out docs/figures/drop/bench.json
 
+Memory (--memory): the LM-head matvec and decoding on the loaded weights against a
+torch-allocated copy of them (the GGUF loader's numpy memory gets transparent huge pages).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_drop.py --memory --threads 1 --out docs/figures/drop/memory.json
+
 Sweep (--sweep): perplexity, decode tokens/s and KV bytes per token for attention, MLP and block
 dropping at k = 1..15, one-shot and iterative (docs/FINDINGS.md, A2).
 
@@ -126,6 +131,37 @@ def speed(args, model, tokenizer) -> dict:
     return results
 
 
+def memory(args, model, tokenizer) -> dict:
+    """Why the full model is re-homed (``D.own_memory``) before timing: the LM-head matvec and
+    whole decoding, the loaded weights against a torch-allocated copy of the same weights."""
+    import statistics
+
+    head = model.lm_head.weight.detach()
+    x = torch.randn(1, head.shape[1])
+    now = D._clock(args.clock)
+
+    def matvec_s(weight):
+        times = []
+        for _ in range(40):
+            start = now()
+            torch.nn.functional.linear(x, weight)
+            times.append(now() - start)
+        return statistics.median(times)
+
+    prompt = load_prompts(tokenizer, None, num_prompts=1, max_tokens=args.prompt_tokens)[0][: args.prompt_tokens]
+    copied = copy.deepcopy(model)
+    rounds = []
+    for _ in range(args.repeats):
+        loaded = D.throughput(model, prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock)
+        torch_copy = D.throughput(copied, prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock)
+        rounds.append(torch_copy["decode_s_per_token"] / loaded["decode_s_per_token"])
+    result = {"machine": machine(args.clock), "lm_head_shape": list(head.shape),
+              "lm_head_matvec_s": {"loaded": matvec_s(head), "torch_copy": matvec_s(head.clone())},
+              "decode_copy_over_loaded_median": statistics.median(rounds), "decode_rounds": rounds}
+    print(json.dumps(result, indent=1), flush=True)
+    return result
+
+
 def sweep(args, model, tokenizer) -> dict:
     pad = D._pad_id(tokenizer)
     prompts = load_prompts(tokenizer, None, num_prompts=args.calib_prompts + args.eval_prompts, max_tokens=args.max_tokens)
@@ -156,6 +192,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--sweep", action="store_true", help="perplexity/speed table over k (else: speed ratios)")
+    parser.add_argument("--memory", action="store_true",
+                        help="time the loaded weights against a torch-allocated copy (why own_memory exists)")
     parser.add_argument("--kinds", default="attn,mlp,block")
     parser.add_argument("--ks", default=None, help="e.g. 1-15 (sweep default) or 4,8,15 (speed default)")
     parser.add_argument("--modes", default="one-shot,iterative")
@@ -180,7 +218,8 @@ def main(argv=None) -> int:
     loaded = load_model(name, dtype="float32")
     model = DecoderAdapter(loaded.model)
     print(f"{name}: {model}, {machine()}", flush=True)
-    results = sweep(args, model, loaded.tokenizer) if args.sweep else speed(args, model, loaded.tokenizer)
+    task = sweep if args.sweep else memory if args.memory else speed
+    results = task(args, model, loaded.tokenizer)
     results["model"] = os.path.basename(name)
     results["command"] = "python " + " ".join([os.path.relpath(__file__)] + (argv if argv is not None else sys.argv[1:]))
     if args.out:
