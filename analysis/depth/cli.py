@@ -5,9 +5,10 @@ import os
 
 from .. import runner
 from ..errors import AnalysisError
-from ..models import DecoderAdapter
-from .report import ANALYSES, run_depth
-from .resources import check_max_tokens, estimate_memory
+
+# torch and the tool's modules load when the command runs, not when `zoo-analysis --help` builds
+# the parser
+ANALYSES = ("contributions", "skip", "lens", "map")
 
 __all__ = ["add_cli"]
 
@@ -44,6 +45,10 @@ def _validate(args) -> None:
 
 
 def _run(args, run: runner.Run) -> int:
+    from ..models import DecoderAdapter
+    from .report import run_depth
+    from .resources import check_max_tokens, estimate_memory
+
     exclude = _positions_arg(args.exclude_positions)
     analyses = _analyses_arg(args.analyses)
     loaded = run.load(args.model)

@@ -5,11 +5,10 @@ import os
 
 from .. import runner
 from ..errors import AnalysisError
-from ..models import DecoderAdapter
-from .export import default_repo_id, model_card, save_dropped
-from .report import run_drop
-from .scores import KINDS, MODES, check_kind, check_mode
-from .surgery import check_droppable
+from .kinds import KINDS, MODES, check_kind, check_mode
+
+# torch and the tool's modules load when the command runs, not when `zoo-analysis --help` builds
+# the parser
 
 __all__ = ["add_cli"]
 
@@ -45,6 +44,11 @@ def _validate(args) -> None:
 
 
 def _run(args, run: runner.Run) -> int:
+    from ..models import DecoderAdapter
+    from .export import default_repo_id, model_card, save_dropped
+    from .report import run_drop
+    from .surgery import check_droppable
+
     kind = check_kind(args.kind)
     mode = check_mode(args.mode)
     layers = _int_list(args.layers, "--layers")
