@@ -307,6 +307,22 @@ def test_cli_user_errors(case, tmp_path, capsys, offline):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".depth-")]
 
 
+def test_cli_failing_mid_run_leaves_no_out(tmp_path, offline, monkeypatch):
+    import analysis.depth.plots
+
+    def broken(report, out_dir):
+        open(os.path.join(out_dir, "half.png"), "w").close()
+        raise RuntimeError("plotting broke")
+
+    monkeypatch.setattr(analysis.depth.plots, "plot_report", broken)
+    folder = save_tiny(str(tmp_path / "tiny"))
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="plotting broke"):
+        cli_main(["depth", "--model", folder, "--out", str(out), "--num-prompts", "2", "--max-tokens", "12",
+                  "--analyses", "contributions", "--quiet"])
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["tiny"]
+
+
 # --- lengths and memory are checked before anything runs (issue 11, item 7) -----------------
 
 
