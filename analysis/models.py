@@ -195,6 +195,7 @@ def load_model(
     trust_remote_code: bool | None = None,
     task: str = "causal-lm",
     tokenizer: bool = True,
+    revision: str | None = None,
 ) -> LoadedModel:
     """Load a model and its tokenizer by name (Hub id, folder, ``.gguf`` file or zoo id).
 
@@ -203,7 +204,8 @@ def load_model(
     names in ``_TASKS``. ``device_map`` goes to accelerate's big-model loading
     (e.g. ``"auto"``); otherwise the model is moved to ``device`` (default CPU). Remote code is
     trusted automatically only for ``zooscope/`` repos; elsewhere pass
-    ``trust_remote_code=True`` yourself. The model is returned in eval mode.
+    ``trust_remote_code=True`` yourself. ``revision`` (a branch, tag or commit) applies to Hub
+    and zoo ids. The model is returned in eval mode.
     """
     import transformers
 
@@ -216,6 +218,8 @@ def load_model(
     common: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
     if source.gguf_file:
         common["gguf_file"] = source.gguf_file
+    if revision is not None and source.kind in ("hub", "zoo"):
+        common["revision"] = revision
 
     try:
         config = _from_pretrained(transformers.AutoConfig, source, **common)
