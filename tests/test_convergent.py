@@ -378,3 +378,24 @@ def test_reduced_cost_matching_equals_plain_assignment(shape):
     assert m.best_partner == sim.argmax(1).tolist()
     assert m.best_partner_b == sim.argmax(0).tolist()
     assert m.best_value_b == sim.max(0).tolist()
+
+
+def test_cli_failure_while_writing_leaves_no_output(model_folders, tmp_path, hf_env, capsys, monkeypatch):
+    """The runner's staging: a failure after results.json is written (here in the figures) removes
+    the staging folder and leaves --out absent; the common options are the runner's."""
+    a, b, _ = model_folders
+    out = tmp_path / "out"
+
+    def broken(self, folder):
+        raise UserError("figure failed")
+
+    monkeypatch.setattr(cv.ConvergentReport, "plot", broken)
+    code, _, stderr = cli(["match", "--models", str(a), str(b), "--data", "digits", "--limit", "100",
+                           "--layers", "layers.0.act", "--out", str(out), "--quiet", "--clusters", "2"], capsys)
+    assert code == 2 and "figure failed" in stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    code, _, stderr = cli(["match", "--models", str(a), str(b), "--data", "digits", "--layers", "layers.0.act",
+                           "--out", str(out), "--threads", "0"], capsys)
+    assert code == 2 and "--threads must be at least 1" in stderr and not out.exists()

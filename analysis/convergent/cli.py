@@ -1,54 +1,47 @@
-"""``zoo-analysis match``: the convergent-learning CLI (validation, loading, inputs, output)."""
+"""``zoo-analysis match``: the convergent-learning CLI, on the shared runner (analysis.runner):
+common options (--models, --out, --dtype, --device, --threads, --quiet, --trust-remote-code),
+validation before anything loads, the atomic --out staging and the one-line error path."""
 from __future__ import annotations
 
-import os
+import argparse
 
 import torch
 
-from ..errors import UserError
+from .. import runner
+from ..errors import AnalysisError, UserError
 from .compare import compare_models
 from .inputs import check_inputs, check_layers, image_batches, layer_shapes, list_layers, load_models, text_batches
 
 __all__ = ["add_cli"]
 
 
-def _cli(args) -> int:
-    # validate everything cheap before loading anything or touching --out
+def _validate(args: argparse.Namespace) -> None:
+    """Everything cheap, before anything is loaded or written (the runner has checked the
+    common options, and --out when given, already)."""
     if args.list_layers:
         if not args.models:
-            raise UserError("--list-layers needs --models")
+            raise AnalysisError("--list-layers needs --models")
     else:
         if len(args.models) < 2:
-            raise UserError("match needs at least two --models")
+            raise AnalysisError("match needs at least two --models")
         if not args.layers:
-            raise UserError("name the layers to compare with --layers (module paths; see --list-layers)")
+            raise AnalysisError("name the layers to compare with --layers (module paths; see --list-layers)")
         if not args.out:
-            raise UserError("--out is required (a new or empty folder)")
-        out = os.path.abspath(args.out)
-        if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-            raise UserError(f"--out {args.out} exists and is not an empty folder")
-    for option in ("batch_size", "limit", "num_prompts", "max_tokens"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise UserError(f"--{option.replace('_', '-')} must be at least 1")
+            raise AnalysisError("--out is required (a new or empty folder)")
+    runner.check_at_least(args, "batch_size", "limit", "num_prompts", "max_tokens")
     if args.mi_bins and args.mi_bins < 2:
-        raise UserError("--mi-bins must be at least 2")
+        raise AnalysisError("--mi-bins must be at least 2")
     if not 0 < args.strong <= 1:
-        raise UserError("--strong must be in (0, 1]")
+        raise AnalysisError("--strong must be in (0, 1]")
     if args.data:
         from zoo import data as zoo_data
 
         if args.data not in zoo_data.list_datasets():
-            raise UserError(f"unknown data set {args.data!r}; zoo data sets: {', '.join(zoo_data.list_datasets())}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.quiet:
-        import transformers
+            raise AnalysisError(f"unknown data set {args.data!r}; zoo data sets: {', '.join(zoo_data.list_datasets())}")
 
-        transformers.utils.logging.disable_progress_bar()
 
-    loaded = load_models(args.models, dtype=args.dtype, device=args.device,
-                         trust_remote_code=True if args.trust_remote_code else None)
+def _run(args: argparse.Namespace, run: runner.Run) -> int:
+    loaded = load_models(args.models, **runner.load_options(args))
     models = [item.model for item in loaded]
     kind = check_inputs(models, args.models)
 
@@ -57,7 +50,7 @@ def _cli(args) -> int:
             if not args.data:
                 from zoo import data as zoo_data
 
-                raise UserError(f"image models need --data (one of the zoo data sets: {', '.join(zoo_data.list_datasets())})")
+                raise AnalysisError(f"image models need --data (one of the zoo data sets: {', '.join(zoo_data.list_datasets())})")
             total, batches = image_batches(args.data, split=args.split, limit=limit, batch_size=batch_size)
             return total, batches, {"kind": kind, "description": f"zoo data set {args.data} ({args.split} split)",
                                     "data": args.data, "split": args.split}
@@ -67,7 +60,7 @@ def _cli(args) -> int:
                                           max_tokens=args.max_tokens, batch_size=batch_size)
             return total, batches, {"kind": kind, "description": f"text ({args.text or 'built-in English'})",
                                     "text": args.text, "max_tokens": args.max_tokens}
-        raise UserError(f"models taking {kind} are not supported yet (image pixel_values or text input_ids)")
+        raise AnalysisError(f"models taking {kind} are not supported yet (image pixel_values or text input_ids)")
 
     if args.list_layers:
         if kind == "pixel_values" and not args.data:  # shapes from the model's own dummy inputs
@@ -95,29 +88,28 @@ def _cli(args) -> int:
     report = compare_models(models, args.layers, batches, names=args.models, inputs=inputs, total=total,
                             mi_bins=args.mi_bins, strong=args.strong, rotations=args.rotations,
                             sparse=not args.no_sparse, clusters=0 if args.no_clusters else args.clusters,
-                            seed=args.seed, progress=not args.quiet,
+                            seed=args.seed, progress=run.progress,
                             compute_dtype=torch.float64 if args.float64 else torch.float32)
-    files = report.write(args.out, plots=not args.no_plots)
+    with run.staging() as folder:
+        report.write_files(folder, plots=not args.no_plots)
     print(report.summary_markdown())
-    print(f"convergent-learning results written to {os.path.abspath(args.out)}:")
-    for path in files:
-        print(f"  {path}")
+    run.print_files("convergent-learning results written to")
     return 0
 
 
 def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "match", help="convergent learning: match units of two or more models (Li et al. 2015)",
+    parser = runner.add_tool(
+        subparsers, "match", run=_run, validate=_validate, models="many", out="optional",
+        out_help="new or empty output folder (not needed with --list-layers)",
+        help="convergent learning: match units of two or more models (Li et al. 2015)",
         description="Correlate the units of the same layers of two or more models on the same inputs, in one "
                     "streaming pass, then match them one-to-one and semi-, compare with a random-rotation "
                     "baseline, predict one net's units sparsely from the other's, and cluster both nets' units.",
     )
-    parser.add_argument("--models", nargs="+", default=[], help="zoo ids, Hub ids or folders (two or more)")
     parser.add_argument("--layers", nargs="+", default=[],
                         help="module paths as named_modules() gives them (the module output is the units), "
                              "e.g. layers.0.act or model.layers.0.mlp.act_fn")
     parser.add_argument("--list-layers", action="store_true", help="list the layer names the models offer and exit")
-    parser.add_argument("--out", help="new or empty output folder")
     parser.add_argument("--data", help="zoo data set for image models (e.g. fashion_mnist)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None, help="use the first N examples / prompts")
@@ -136,9 +128,3 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--float64", action="store_true", help="compute batch products in float64 (sums are always float64)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default=None, help="model dtype: float32, bfloat16, float16 or auto")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow a non-zooscope repo's own code")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=_cli)

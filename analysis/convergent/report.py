@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -150,24 +148,23 @@ class ConvergentReport:
 
         return plot_report(self, folder)
 
+    def write_files(self, folder: str, plots: bool = True) -> list[str]:
+        """Write results.json, summary.md and (``plots``) figures/ into the existing ``folder``;
+        returns the paths written."""
+        with open(os.path.join(folder, "results.json"), "w") as fh:
+            json.dump(self.to_json(), fh, indent=1)
+        with open(os.path.join(folder, "summary.md"), "w") as fh:
+            fh.write(self.summary_markdown())
+        figures = self.plot(os.path.join(folder, "figures")) if plots else []
+        return [os.path.join(folder, "results.json"), os.path.join(folder, "summary.md")] + list(figures)
+
     def write(self, out: str, plots: bool = True) -> list[str]:
         """Write results.json, summary.md and figures into ``out`` (a new or empty folder),
-        assembled in a temporary sibling folder and moved into place whole."""
+        assembled in a staging folder beside it and moved into place whole
+        (``analysis.runner.staged_folder``): a failure leaves ``out`` as it was."""
+        from ..runner import staged_folder
+
         out = os.path.abspath(out)
-        parent = os.path.dirname(out)
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out)}-")
-        try:
-            with open(os.path.join(tmp, "results.json"), "w") as fh:
-                json.dump(self.to_json(), fh, indent=1)
-            with open(os.path.join(tmp, "summary.md"), "w") as fh:
-                fh.write(self.summary_markdown())
-            figures = self.plot(os.path.join(tmp, "figures")) if plots else []
-            if os.path.isdir(out):
-                os.rmdir(out)  # empty (checked before the work started)
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        files = ["results.json", "summary.md"] + [os.path.join("figures", os.path.basename(p)) for p in figures]
-        return [os.path.join(out, f) for f in files]
+        with staged_folder(out) as folder:
+            written = self.write_files(folder, plots=plots)
+        return [os.path.join(out, os.path.relpath(p, folder)) for p in written]
