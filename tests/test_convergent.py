@@ -231,7 +231,7 @@ def test_binned_mutual_information_against_histograms():
 
 
 def test_llama_mlp_units_through_text(tmp_path):
-    from .analysis_fixtures import make_tokenizer, make_tiny
+    from analysis.testing import make_tokenizer, make_tiny
 
     model = make_tiny("llama", seed=0, num_layers=2).eval()
     other = make_tiny("llama", seed=0, num_layers=2).eval()

@@ -49,9 +49,9 @@ TINY_MLP = dict(image_size=8, num_channels=1, hidden_sizes=[24, 16], num_labels=
 
 
 def _fixtures():
-    from tests import analysis_fixtures
+    from analysis import testing
 
-    return analysis_fixtures
+    return testing
 
 
 def _strip(tool: str, data: dict) -> dict:
