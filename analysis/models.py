@@ -35,6 +35,8 @@ __all__ = [
     "first_tensor",
     "packaged_smollm2_gguf",
     "replace_first_tensor",
+    "as_adapter",
+    "ZOO_NAMESPACE",
 ]
 
 
@@ -489,6 +491,22 @@ class DecoderAdapter:
             return getattr(self.layers[l], self.family.mlp_out)
         return self.mlp(l)
 
+    def hook_point(self, point: str, l: int) -> tuple[nn.Module, str]:
+        """Where the residual-stream ``point`` of layer ``l`` is seen (see analysis.hooks):
+        ``(module, "pre")`` for a module's input, ``(module, "post")`` for its output."""
+        if point == "resid_pre":
+            return self.layers[l], "pre"
+        if point == "attn_out":
+            return self.attn_contribution(l), "post"
+        if point == "resid_mid":
+            return self.mlp_norm(l), "pre"
+        if point == "mlp_out":
+            return self.mlp_contribution(l), "post"
+        if point == "resid_post":
+            return self.layers[l], "post"
+        raise ValueError(f"unknown residual-stream point {point!r} "
+                         "(resid_pre, attn_out, resid_mid, mlp_out, resid_post)")
+
     def sublayer(self, kind: str, l: int) -> nn.Module:
         if kind == "attn":
             return self.attn_contribution(l)
@@ -509,3 +527,8 @@ class DecoderAdapter:
     def __repr__(self) -> str:
         return (f"DecoderAdapter({self.family_name}, {self.num_layers} layers, "
                 f"hidden {self.hidden_size})")
+
+
+def as_adapter(model) -> DecoderAdapter:
+    """``model`` itself when it is a DecoderAdapter, else a new adapter on it."""
+    return model if isinstance(model, DecoderAdapter) else DecoderAdapter(model)

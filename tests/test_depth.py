@@ -66,7 +66,7 @@ def test_streaming_statistics_equal_stored_activations(family):
     result = depth.contributions(model, prompts, batch_size=2, exclude_positions=exclude, progress=False)
     assert result.excluded_positions == [0, 3]
     # the same numbers from stored activations, batch by batch with the same padding
-    sums = {k: torch.zeros(3, dtype=torch.float64) for k in depth._CONTRIB_FIELDS}
+    sums = {k: torch.zeros(3, dtype=torch.float64) for k in depth.CONTRIB_FIELDS}
     norms = torch.zeros(3, dtype=torch.float64)
     count = 0
     for start in (0, 2):
@@ -96,7 +96,7 @@ def test_streaming_statistics_equal_stored_activations(family):
             norms[l] += h.norm(dim=-1).sum()
         count += int(keep.sum())
     assert result.num_tokens == count
-    for name in depth._CONTRIB_FIELDS:
+    for name in depth.CONTRIB_FIELDS:
         assert getattr(result, name) == pytest.approx((sums[name] / count).tolist(), abs=1e-5, rel=1e-5), name
     assert result.residual_norm[:3] == pytest.approx((norms / count).tolist(), rel=1e-5)
     assert len(result.outliers) == 4

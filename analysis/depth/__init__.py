@@ -1,0 +1,75 @@
+"""Residual-stream depth probes: how does a decoder LM use its layers?
+
+After Csordás et al. 2025, "Do Language Models Use Their Depth Efficiently?". With ``h_l`` the
+residual stream entering layer ``l``, ``a_l`` what attention adds and ``m_l`` what the MLP adds
+(``h_{l+1} = h_l + a_l + m_l``):
+
+* :func:`contributions` — ‖a_l‖/‖h_l‖, ‖m_l‖/‖h_l+a_l‖, ‖h_{l+1}−h_l‖/‖h_l‖ and the cosines
+  cos(a_l,h_l), cos(m_l,h_l+a_l), cos(Δh,h), averaged over tokens; plus the residual stream's
+  largest outlier dimensions per layer (attention sinks / massive activations), all from
+  running sums in forward hooks (nothing is cached).
+* :func:`skip_effects` — skip a layer (output := input), or an attention / MLP sublayer
+  (output := 0) at some positions; the relative change of every layer's contribution
+  ‖Δ(h_{j+1}−h_j)‖/‖h_{j+1}−h_j‖ and of the next-token distribution ‖p−p′‖₂, maxed over
+  positions and prompts → L×L matrices. Variants share the unchanged prefix of layers and run
+  batched (:func:`skip_effects_reference` is the plain one-forward-per-variant version).
+* :func:`logit_lens` — lm_head(final_norm(h_l)) against the model's output: KL and top-k overlap.
+* :func:`depth_score` — Σ l·e_l / Σ e_l.
+* :func:`linear_maps` — closed-form ridge maps from one model's residual stream to another's
+  (same tokenizer): relative error, source layer × target layer.
+
+:func:`run_depth` runs them all and returns a :class:`DepthReport` (``to_json()``, ``plot()``,
+``to_markdown()``, ``write(out_dir)``); ``zoo-analysis depth`` is its CLI.
+
+Modules: ``contributions``, ``skip``, ``logit_lens``, ``maps`` (pure functions + result dataclasses,
+working through ``analysis.hooks`` on the residual-stream points), ``report`` (the report and
+:func:`run_depth`), ``resources`` (length and memory checks), ``plots``, ``cli``.
+"""
+from __future__ import annotations
+
+from .cli import add_cli
+from .contributions import CONTRIB_FIELDS, ContributionResult, collect_activations, contributions
+from .logit_lens import LensResult, logit_lens
+from .maps import LinearMapResult, check_same_tokenizer, collect_streams, fit_linear_maps, linear_maps
+from .report import ANALYSES, DepthReport, depth_score, run_depth
+from .resources import check_max_tokens, estimate_memory, max_positions
+from .skip import (
+    KINDS,
+    SkipResult,
+    choose_positions,
+    skip_effects,
+    skip_effects_reference,
+    skip_forward,
+    skip_masks,
+    skipping,
+)
+
+__all__ = [
+    "ContributionResult",
+    "SkipResult",
+    "LensResult",
+    "LinearMapResult",
+    "DepthReport",
+    "contributions",
+    "collect_activations",
+    "skip_effects",
+    "skip_effects_reference",
+    "skip_forward",
+    "skipping",
+    "skip_masks",
+    "choose_positions",
+    "logit_lens",
+    "collect_streams",
+    "fit_linear_maps",
+    "check_same_tokenizer",
+    "linear_maps",
+    "depth_score",
+    "run_depth",
+    "max_positions",
+    "check_max_tokens",
+    "estimate_memory",
+    "add_cli",
+    "KINDS",
+    "ANALYSES",
+    "CONTRIB_FIELDS",
+]
