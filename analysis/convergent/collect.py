@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..hooks import Hooks
 from .inputs import check_layers
 from .statistics import BinnedMI, LayerStatistics, flatten_units
 
@@ -35,36 +36,37 @@ def collect_statistics(models: Sequence[nn.Module], layers: Sequence[str], batch
             current[m][layer] = flatten_units(output, mask_holder["mask"], copy=False).detach()
         return hook
 
-    handles = [module.register_forward_hook(hook_for(m, layer))
-               for m, mods in enumerate(modules) for layer, module in mods.items()]
     stats: dict[str, LayerStatistics] = {}
     infos: dict[str, BinnedMI] = {}
     bar = tqdm(total=total, desc="correlating", unit="input", disable=not progress)
-    try:
-        with torch.inference_mode():
-            for batch in batches:
-                mask_holder["mask"] = batch.get("attention_mask")
-                for m, model in enumerate(models):
-                    device = next(iter(model.parameters()), torch.empty(0)).device
-                    model(**{k: v.to(device) for k, v in batch.items()})
-                for layer in layers:
-                    acts = [current[m][layer] for m in range(len(models))]
-                    if layer not in stats:
-                        stats[layer] = LayerStatistics([a.shape[-1] for a in acts], within=within,
-                                                       compute_dtype=compute_dtype)
+    # the project's one hooks context manager: every hook is removed however the pass ends
+    with Hooks() as hooks:
+        for m, mods in enumerate(modules):
+            for layer, module in mods.items():
+                hooks.forward(module, hook_for(m, layer))
+        try:
+            with torch.inference_mode():
+                for batch in batches:
+                    mask_holder["mask"] = batch.get("attention_mask")
+                    for m, model in enumerate(models):
+                        device = next(iter(model.parameters()), torch.empty(0)).device
+                        model(**{k: v.to(device) for k, v in batch.items()})
+                    for layer in layers:
+                        acts = [current[m][layer] for m in range(len(models))]
+                        if layer not in stats:
+                            stats[layer] = LayerStatistics([a.shape[-1] for a in acts], within=within,
+                                                           compute_dtype=compute_dtype)
+                            if mi_bins:
+                                infos[layer] = BinnedMI([a.shape[-1] for a in acts], bins=mi_bins)
+                        stats[layer].update(acts)
                         if mi_bins:
-                            infos[layer] = BinnedMI([a.shape[-1] for a in acts], bins=mi_bins)
-                    stats[layer].update(acts)
-                    if mi_bins:
-                        infos[layer].update([a.reshape(-1, a.shape[-1]) for a in acts])
-                for c in current:
-                    c.clear()
-                first = next(iter(batch.values()))
-                bar.update(first.shape[0])
-    finally:
-        bar.close()
-        for handle in handles:
-            handle.remove()
+                            infos[layer].update([a.reshape(-1, a.shape[-1]) for a in acts])
+                    for c in current:
+                        c.clear()
+                    first = next(iter(batch.values()))
+                    bar.update(first.shape[0])
+        finally:
+            bar.close()
     if not stats:
         raise UserError("no inputs: the data gave no batches")
     return stats, infos

@@ -9,7 +9,9 @@ from typing import Any, Iterator, Sequence
 import torch
 from torch import nn
 
+from ..batching import pad_id
 from ..errors import UserError
+from ..hooks import Hooks
 
 __all__ = ["list_layers", "check_layers", "layer_shapes", "input_kind", "check_inputs", "load_models",
            "image_batches", "text_batches"]
@@ -115,7 +117,7 @@ def text_batches(tokenizers: Sequence[Any], names: Sequence[str], source: str | 
         if not same:
             raise UserError(f"{name} tokenizes the text differently from {names[0]}; unit activations can only be "
                             "compared token by token between models with the same tokenizer")
-    pad = getattr(tokenizers[0], "pad_token_id", None) or 0
+    pad = pad_id(tokenizers[0])
 
     def batches():
         for ids, mask in iter_batches(prompts, batch_size, pad_id=pad):
@@ -126,29 +128,26 @@ def text_batches(tokenizers: Sequence[Any], names: Sequence[str], source: str | 
 
 def layer_shapes(model: nn.Module, batch: dict) -> dict[str, str]:
     """Output shape of every module on one small batch (for --list-layers)."""
+    from ..models import first_tensor
+
     shapes: dict[str, str] = {}
-    handles = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
 
-        def hook(mod, inp, out, name=name):
+    def hook_for(name):
+        def hook(mod, inp, out):
             try:
-                from ..models import first_tensor
-
                 t = first_tensor(out)
                 shapes[name] = "×".join(str(s) for s in t.shape)
             except (TypeError, IndexError):
                 pass
-        handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.inference_mode():
-            model(**batch)
-    except Exception:  # a listing still helps without shapes
-        pass
-    finally:
-        for h in handles:
-            h.remove()
+        return hook
+
+    with Hooks() as hooks:
+        for name, module in model.named_modules():
+            if name:
+                hooks.forward(module, hook_for(name))
+        try:
+            with torch.inference_mode():
+                model(**batch)
+        except Exception:  # a listing still helps without shapes
+            pass
     return shapes
-
-
