@@ -399,3 +399,20 @@ def test_cli_failure_while_writing_leaves_no_output(model_folders, tmp_path, hf_
     code, _, stderr = cli(["match", "--models", str(a), str(b), "--data", "digits", "--layers", "layers.0.act",
                            "--out", str(out), "--threads", "0"], capsys)
     assert code == 2 and "--threads must be at least 1" in stderr and not out.exists()
+
+
+def test_package_keeps_every_round1_name():
+    """analysis.convergent became a package: every name of the round-1 module is importable from
+    it, the private ones others used are the public functions under their old names."""
+    round1 = ["LayerStatistics", "BinnedMI", "Matching", "SparsePath", "SpectralGroups", "PairComparison",
+              "ConvergentReport", "flatten_units", "list_layers", "check_layers", "collect_statistics",
+              "match_units", "rotation_baseline", "canonical_correlations", "sparse_prediction", "spectral_groups",
+              "compare_pair", "compare_models", "load_models", "image_batches", "text_batches", "unstandardise",
+              "add_cli"]
+    assert [n for n in round1 if not hasattr(cv, n)] == []
+    assert [n for n in cv.__all__ if not hasattr(cv, n)] == []
+    assert cv._column_argmax is cv.column_argmax and cv._check_inputs is cv.check_inputs
+    assert cv._layer_sizes is cv.layer_shapes and cv._jsonable is cv.jsonable
+    from analysis.convergent import matching, statistics
+
+    assert cv.match_units is matching.match_units and cv.LayerStatistics is statistics.LayerStatistics
