@@ -39,7 +39,8 @@ What :func:`add_tool` gives every tool:
   anything else is a bug and keeps its traceback.
 
 Plain helpers for ``validate`` functions: :func:`check_at_least`, :func:`check_out`,
-:func:`available_memory_bytes`, :func:`check_memory`.
+:func:`available_memory_bytes`, :func:`check_memory`, and for decoder LMs (a DecoderAdapter)
+:func:`max_positions`, :func:`check_max_tokens`, :func:`resolve_max_tokens`.
 
 This module imports no torch or transformers at import time, so ``zoo-analysis --help`` stays fast.
 """
@@ -64,6 +65,9 @@ __all__ = [
     "check_out",
     "check_memory",
     "available_memory_bytes",
+    "max_positions",
+    "check_max_tokens",
+    "resolve_max_tokens",
     "load_options",
     "apply_runtime",
     "staged_folder",
@@ -291,8 +295,49 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
 
 
 # --------------------------------------------------------------------------------------------
-# memory
+# lengths and memory
 # --------------------------------------------------------------------------------------------
+
+_POSITION_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx")
+
+
+def _positions(adapter) -> tuple[str, int] | None:
+    for name in _POSITION_FIELDS:
+        value = getattr(adapter.config, name, None)
+        if isinstance(value, int) and value > 0:
+            return name, value
+    return None
+
+
+def max_positions(adapter) -> int | None:
+    """The longest sequence a decoder LM was built for (its config's position field), or None."""
+    found = _positions(adapter)
+    return None if found is None else found[1]
+
+
+def check_max_tokens(adapter, max_tokens: int, *, name: str = "the model", option: str = "--max-tokens") -> None:
+    """Refuse ``max_tokens`` beyond the model's positions: learned position tables index out of
+    range, rotary models run past the lengths they were trained on."""
+    found = _positions(adapter)
+    if found is not None and max_tokens > found[1]:
+        field_name, limit = found
+        raise AnalysisError(f"{option} {max_tokens} is longer than {name} can take ({limit} positions, "
+                            f"{field_name} in its config); use {option} {limit} or less")
+
+
+def resolve_max_tokens(adapters, requested: int | None, *, default: int, names=None,
+                       option: str = "--max-tokens") -> int:
+    """The tokens per prompt for a run on ``adapters`` (one or several models): ``requested`` when
+    every model can take it (else the :func:`check_max_tokens` error), or when the option was not
+    given, ``default`` cut to the shortest model's positions."""
+    adapters = list(adapters) if isinstance(adapters, (list, tuple)) else [adapters]
+    names = list(names) if names is not None else ["the model"] * len(adapters)
+    if requested is not None:
+        for adapter, name in zip(adapters, names):
+            check_max_tokens(adapter, requested, name=name, option=option)
+        return requested
+    limits = [m for m in (max_positions(a) for a in adapters) if m is not None]
+    return min([default] + limits)
 
 
 def available_memory_bytes(device: Any = None) -> int | None:

@@ -307,6 +307,65 @@ def test_cli_user_errors(case, tmp_path, capsys, offline):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".depth-")]
 
 
+# --- lengths and memory are checked before anything runs (issue 11, item 7) -----------------
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_cli_max_tokens_beyond_the_models_positions_is_refused(family, tmp_path, capsys, offline):
+    folder = save_tiny(str(tmp_path / "tiny"), family)  # 128 positions
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = cli_main(["depth", "--model", folder, "--out", str(out), "--max-tokens", "100000", "--quiet"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert "--max-tokens 100000 is longer than" in lines[0] and "128 positions" in lines[0]
+    assert "use --max-tokens 128 or less" in lines[0]
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".depth-")]
+
+
+def test_cli_refuses_a_run_that_does_not_fit_in_memory(tmp_path, capsys, offline, monkeypatch):
+    from analysis import runner
+
+    folder = save_tiny(str(tmp_path / "tiny"))
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "available_memory_bytes", lambda device=None: 2**20)  # a 1 MiB machine
+    capsys.readouterr()
+    code = cli_main(["depth", "--model", folder, "--out", str(out), "--max-tokens", "128", "--quiet",
+                     "--analyses", "contributions,lens"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "but only 0.0 GiB is available" in lines[0] and "lower --max-tokens or --batch-size" in lines[0]
+    assert not out.exists()
+    # the same run fits a machine with memory to spare
+    monkeypatch.setattr(runner, "available_memory_bytes", lambda device=None: 2**40)
+    assert cli_main(["depth", "--model", folder, "--out", str(out), "--max-tokens", "16", "--num-prompts", "2",
+                     "--quiet", "--analyses", "contributions"]) == 0
+    assert (out / "report.json").is_file()
+
+
+def test_memory_estimate_covers_the_tensors_a_run_makes():
+    model = make_tiny("llama")
+    adapter = DecoderAdapter(model)
+    B, T = 4, 100
+    est = depth.estimate_memory(adapter, max_tokens=T, batch_size=B, analyses=["contributions", "lens", "skip"])
+    # what a forward provably allocates, written out from the config: float32 logits for every
+    # position and one layer's attention probabilities (B x heads x T x T)
+    logits = B * T * 256 * 4
+    scores = B * 4 * T * T * 4
+    with torch.no_grad():
+        produced = model(input_ids=torch.randint(1, 256, (B, T)), use_cache=False).logits
+    assert produced.numel() * produced.element_size() == logits
+    assert est["contributions"] >= logits + scores
+    assert est["lens"] >= logits + 2 * B * T * 256 * 4  # + the kept log-probabilities
+    assert est["peak"] == max(est["contributions"], est["lens"], est["skip"])
+    # attention grows with T²: twice the tokens, more than twice the memory
+    longer = depth.estimate_memory(adapter, max_tokens=2 * T, batch_size=B, analyses=["contributions"])
+    assert longer["contributions"] > 2 * est["contributions"]
+    assert "map" not in est  # no second model, no linear maps
+
+
 # --- a real model ---------------------------------------------------------------------------
 
 

@@ -321,6 +321,7 @@ def test_cli_writes_repo_and_report_that_load_by_name(tmp_path, hf_env, capsys):
     (["--kind", "block", "--n", "4"], "cannot drop 4 blocks"),
     (["--kind", "mlp", "--layers", "1,7"], "out of range"),
     (["--kind", "attn"], "give --n"),
+    (["--kind", "attn", "--n", "1", "--max-tokens", "100000"], "--max-tokens 100000 is longer than"),
 ])
 def test_cli_bad_input_is_one_line_and_writes_nothing(args, message, tmp_path, capsys):
     folder = save_tiny(str(tmp_path / "tiny"), "llama", num_layers=4)

@@ -141,3 +141,21 @@ def test_check_memory_refuses_naming_the_option():
     runner.check_memory(10, what="the run", lower="--max-tokens", available=100)
     with pytest.raises(UserError, match=r"the run needs about 2\.0 GiB but only 1\.0 GiB .*lower --max-tokens"):
         runner.check_memory(2 * 2**30, what="the run", lower="--max-tokens", available=2**30)
+
+
+def test_max_tokens_against_the_models_positions():
+    from types import SimpleNamespace
+
+    short = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=128))
+    gpt2_like = SimpleNamespace(config=SimpleNamespace(n_positions=64))
+    unknown = SimpleNamespace(config=SimpleNamespace())
+    assert runner.max_positions(short) == 128 and runner.max_positions(gpt2_like) == 64
+    assert runner.max_positions(unknown) is None
+    # not given: the default, cut to the shortest model; given: checked, never changed
+    assert runner.resolve_max_tokens(short, None, default=256) == 128
+    assert runner.resolve_max_tokens([short, gpt2_like], None, default=256) == 64
+    assert runner.resolve_max_tokens(unknown, None, default=256) == 256
+    assert runner.resolve_max_tokens(short, 100, default=256) == 100
+    with pytest.raises(AnalysisError, match=r"--max-tokens 100 is longer than b can take \(64 positions, "
+                                            r"n_positions in its config\); use --max-tokens 64 or less"):
+        runner.resolve_max_tokens([short, gpt2_like], 100, default=256, names=["a", "b"])

@@ -27,49 +27,53 @@ working through ``analysis.hooks`` on the residual-stream points), ``report`` (t
 """
 from __future__ import annotations
 
-from .cli import add_cli
-from .contributions import CONTRIB_FIELDS, ContributionResult, collect_activations, contributions
-from .logit_lens import LensResult, logit_lens
-from .maps import LinearMapResult, check_same_tokenizer, collect_streams, fit_linear_maps, linear_maps
-from .report import ANALYSES, DepthReport, depth_score, run_depth
-from .resources import check_max_tokens, estimate_memory, max_positions
-from .skip import (
-    KINDS,
-    SkipResult,
-    choose_positions,
-    skip_effects,
-    skip_effects_reference,
-    skip_forward,
-    skip_masks,
-    skipping,
-)
+# public name -> the module that defines it (re-exported here, imported on first use)
+_EXPORTS = {
+    "add_cli": "cli",
+    "ANALYSES": "cli",
+    "CONTRIB_FIELDS": "contrib",
+    "ContributionResult": "contrib",
+    "contributions": "contrib",
+    "collect_activations": "contrib",
+    "KINDS": "skip",
+    "SkipResult": "skip",
+    "skip_masks": "skip",
+    "skipping": "skip",
+    "skip_forward": "skip",
+    "choose_positions": "skip",
+    "skip_effects": "skip",
+    "skip_effects_reference": "skip",
+    "LensResult": "lens",
+    "logit_lens": "lens",
+    "LinearMapResult": "maps",
+    "collect_streams": "maps",
+    "fit_linear_maps": "maps",
+    "check_same_tokenizer": "maps",
+    "linear_maps": "maps",
+    "DepthReport": "report",
+    "depth_score": "report",
+    "run_depth": "report",
+    "max_positions": "resources",
+    "check_max_tokens": "resources",
+    "estimate_memory": "resources",
+}
 
-__all__ = [
-    "ContributionResult",
-    "SkipResult",
-    "LensResult",
-    "LinearMapResult",
-    "DepthReport",
-    "contributions",
-    "collect_activations",
-    "skip_effects",
-    "skip_effects_reference",
-    "skip_forward",
-    "skipping",
-    "skip_masks",
-    "choose_positions",
-    "logit_lens",
-    "collect_streams",
-    "fit_linear_maps",
-    "check_same_tokenizer",
-    "linear_maps",
-    "depth_score",
-    "run_depth",
-    "max_positions",
-    "check_max_tokens",
-    "estimate_memory",
-    "add_cli",
-    "KINDS",
-    "ANALYSES",
-    "CONTRIB_FIELDS",
-]
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # import a name's module on first use, so `zoo-analysis --help` (which needs only ``add_cli``)
+    # does not load torch; no submodule is named like a function it exports, so importing one
+    # never hides a name here
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

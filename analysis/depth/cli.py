@@ -5,11 +5,14 @@ import os
 
 from .. import runner
 from ..errors import AnalysisError
-from ..models import DecoderAdapter
-from .report import ANALYSES, run_depth
-from .resources import check_max_tokens, estimate_memory
+
+# torch and the tool's modules load when the command runs, not when `zoo-analysis --help` builds
+# the parser
+ANALYSES = ("contributions", "skip", "lens", "map")
 
 __all__ = ["add_cli"]
+
+DEFAULT_MAX_TOKENS = 256
 
 
 def _positions_arg(text: str) -> list[int]:
@@ -32,7 +35,7 @@ def _analyses_arg(text: str) -> list[str]:
 def _validate(args) -> None:
     # everything cheap, before loading anything or touching --out
     runner.check_at_least(args, "num_prompts", "max_tokens", "batch_size", "skip_positions")
-    if args.max_tokens < 2:
+    if args.max_tokens is not None and args.max_tokens < 2:
         raise AnalysisError("--max-tokens must be at least 2")
     runner.check_at_least(args, "map_tokens")
     _positions_arg(args.exclude_positions)
@@ -42,17 +45,23 @@ def _validate(args) -> None:
 
 
 def _run(args, run: runner.Run) -> int:
+    from ..models import DecoderAdapter
+    from .report import run_depth
+    from .resources import check_max_tokens, estimate_memory
+
     exclude = _positions_arg(args.exclude_positions)
     analyses = _analyses_arg(args.analyses)
     loaded = run.load(args.model)
     adapter = DecoderAdapter(loaded.model)
-    check_max_tokens(adapter, args.max_tokens, name=args.model)
+    check_max_tokens(adapter, args.max_tokens or 0, name=args.model)  # before loading a second model
     compare = compare_tok = None
     if args.compare:
         other = run.load(args.compare)
         compare, compare_tok = DecoderAdapter(other.model), other.tokenizer
-        check_max_tokens(compare, args.max_tokens, name=args.compare)
-    estimate = estimate_memory(adapter, max_tokens=args.max_tokens, batch_size=args.batch_size, analyses=analyses,
+    models = [adapter] + ([compare] if compare is not None else [])
+    max_tokens = runner.resolve_max_tokens(models, args.max_tokens, default=DEFAULT_MAX_TOKENS,
+                                           names=[args.model, args.compare])
+    estimate = estimate_memory(adapter, max_tokens=max_tokens, batch_size=args.batch_size, analyses=analyses,
                                skip_positions=args.skip_positions, skip_max_tokens=args.skip_max_tokens,
                                map_tokens=args.map_tokens, compare=compare)
     worst = max((k for k in estimate if k != "peak"), key=estimate.get, default=None)
@@ -63,7 +72,7 @@ def _run(args, run: runner.Run) -> int:
     report = run_depth(
         adapter, loaded.tokenizer, name=args.model, compare=compare, compare_tokenizer=compare_tok,
         compare_name=args.compare or "compare", prompts=args.prompts, num_prompts=args.num_prompts,
-        max_tokens=args.max_tokens, batch_size=args.batch_size, exclude_positions=exclude,
+        max_tokens=max_tokens, batch_size=args.batch_size, exclude_positions=exclude,
         analyses=analyses, skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
         skip_mode=args.skip_mode, skip_max_tokens=args.skip_max_tokens, map_tokens=args.map_tokens,
         progress=run.progress,
@@ -83,7 +92,9 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--compare", help="a second model (same tokenizer) for the linear maps")
     parser.add_argument("--prompts", help="text file (blank-line separated) or datasets name; default: built-in English text")
     parser.add_argument("--num-prompts", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=256, help="tokens per prompt (at most the model's positions)")
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help=f"tokens per prompt, at most the model's positions (default {DEFAULT_MAX_TOKENS}, "
+                             "or the model's positions if fewer)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--exclude-positions", default="0",
                         help="positions left out of the averages, comma-separated, or 'none' (default: 0, the attention sink)")

@@ -15,14 +15,14 @@ from ..errors import UserError
 from ..models import as_adapter
 from ..prompts import load_prompts
 from ..runner import staged_folder
-from .contributions import ContributionResult, contributions
-from .logit_lens import LensResult, logit_lens
+from .cli import ANALYSES
+from .contrib import ContributionResult, contributions
+from .lens import LensResult, logit_lens
 from .maps import LinearMapResult, check_same_tokenizer, linear_maps
 from .skip import SkipResult, skip_effects
 
 __all__ = ["ANALYSES", "depth_score", "DepthReport", "run_depth"]
 
-ANALYSES = ("contributions", "skip", "lens", "map")
 
 
 def depth_score(effects: Sequence[float]) -> float:

@@ -1,35 +1,14 @@
-"""What a depth run may ask of the model and the machine: sequence length and memory, checked
-before anything runs (issue: ``--max-tokens 100000`` on a 256-position model ran out of memory)."""
+"""What a depth run may ask of the model and the machine: sequence length (``check_max_tokens``,
+shared with the other tools in analysis.runner) and memory (:func:`estimate_memory`), checked
+before anything runs (``--max-tokens 100000`` on a 256-position model ran the machine out of memory)."""
 from __future__ import annotations
 
 from typing import Iterable
 
-from ..errors import AnalysisError
 from ..models import DecoderAdapter
+from ..runner import check_max_tokens, max_positions
 
 __all__ = ["max_positions", "check_max_tokens", "estimate_memory"]
-
-_POSITION_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx")
-
-
-def max_positions(adapter: DecoderAdapter) -> int | None:
-    """The longest sequence the model was built for (config field), or None when it names none."""
-    for name in _POSITION_FIELDS:
-        value = getattr(adapter.config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def check_max_tokens(adapter: DecoderAdapter, max_tokens: int, *, name: str = "the model",
-                     option: str = "--max-tokens") -> None:
-    """Refuse ``max_tokens`` beyond the model's positions (learned position tables index out of
-    range; rotary models leave the lengths they were trained on)."""
-    limit = max_positions(adapter)
-    if limit is not None and max_tokens > limit:
-        raise AnalysisError(f"{option} {max_tokens} is longer than {name} can take ({limit} positions, "
-                            f"config {next(f for f in _POSITION_FIELDS if getattr(adapter.config, f, None) == limit)}); "
-                            f"use {option} {limit} or less")
 
 
 def _sizes(adapter: DecoderAdapter) -> dict:

@@ -31,63 +31,66 @@ report and :func:`run_drop`), ``plots``, ``cli``.
 """
 from __future__ import annotations
 
-from ..dropped_modeling.modeling_dropped import FAMILY_CLASSES
-from .cli import add_cli
-from .evaluate import EvalResult, evaluate, fmt_value, mc_accuracy, perplexity, read_mc, rows_table, sweep
-from .export import MODELING_DIR, MODELING_FILE, default_repo_id, model_card, save_dropped
-from .plots import plot_scores, plot_sweep
-from .report import DropReport, run_drop
-from .scores import KINDS, MODES, ScoreResult, check_kind, check_mode, compute_scores, select_layers
-from .speed import CLOCKS, hook_overhead, kv_cache_bytes, module_times, own_memory, throughput, timer
-from .surgery import (
-    DROPPABLE_FAMILIES,
-    DropResult,
-    check_count,
-    check_droppable,
-    drop,
-    drop_modules,
-    remove_blocks,
-)
+# public name -> the module that defines it (re-exported here, imported on first use)
+_EXPORTS = {
+    "add_cli": "cli",
+    "KINDS": "kinds",
+    "MODES": "kinds",
+    "check_kind": "kinds",
+    "check_mode": "kinds",
+    "ScoreResult": "scores",
+    "compute_scores": "scores",
+    "select_layers": "scores",
+    "DROPPABLE_FAMILIES": "surgery",
+    "FAMILY_CLASSES": "surgery",
+    "DropResult": "surgery",
+    "check_count": "surgery",
+    "check_droppable": "surgery",
+    "drop_modules": "surgery",
+    "remove_blocks": "surgery",
+    "drop": "surgery",
+    "EvalResult": "evaluation",
+    "perplexity": "evaluation",
+    "read_mc": "evaluation",
+    "mc_accuracy": "evaluation",
+    "evaluate": "evaluation",
+    "sweep": "evaluation",
+    "fmt_value": "evaluation",
+    "rows_table": "evaluation",
+    "CLOCKS": "speed",
+    "timer": "speed",
+    "throughput": "speed",
+    "module_times": "speed",
+    "hook_overhead": "speed",
+    "kv_cache_bytes": "speed",
+    "own_memory": "speed",
+    "MODELING_DIR": "export",
+    "MODELING_FILE": "export",
+    "save_dropped": "export",
+    "model_card": "export",
+    "default_repo_id": "export",
+    "plot_scores": "plots",
+    "plot_sweep": "plots",
+    "DropReport": "report",
+    "run_drop": "report",
+}
 
-__all__ = [
-    "KINDS",
-    "MODES",
-    "CLOCKS",
-    "DROPPABLE_FAMILIES",
-    "FAMILY_CLASSES",
-    "MODELING_DIR",
-    "MODELING_FILE",
-    "ScoreResult",
-    "DropResult",
-    "EvalResult",
-    "DropReport",
-    "compute_scores",
-    "select_layers",
-    "check_kind",
-    "check_mode",
-    "check_count",
-    "check_droppable",
-    "drop_modules",
-    "remove_blocks",
-    "drop",
-    "perplexity",
-    "read_mc",
-    "mc_accuracy",
-    "timer",
-    "throughput",
-    "module_times",
-    "hook_overhead",
-    "kv_cache_bytes",
-    "own_memory",
-    "evaluate",
-    "sweep",
-    "fmt_value",
-    "rows_table",
-    "save_dropped",
-    "model_card",
-    "default_repo_id",
-    "plot_scores",
-    "plot_sweep",
-    "run_drop",
-    "add_cli",
-]
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # import a name's module on first use, so `zoo-analysis --help` (which needs only ``add_cli``)
+    # does not load torch; no submodule is named like a function it exports, so importing one
+    # never hides a name here
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

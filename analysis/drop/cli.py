@@ -5,13 +5,14 @@ import os
 
 from .. import runner
 from ..errors import AnalysisError
-from ..models import DecoderAdapter
-from .export import default_repo_id, model_card, save_dropped
-from .report import run_drop
-from .scores import KINDS, MODES, check_kind, check_mode
-from .surgery import check_droppable
+from .kinds import KINDS, MODES, check_kind, check_mode
+
+# torch and the tool's modules load when the command runs, not when `zoo-analysis --help` builds
+# the parser
 
 __all__ = ["add_cli"]
+
+DEFAULT_MAX_TOKENS = 256
 
 
 def _int_list(text: str | None, option: str) -> list[int] | None:
@@ -43,6 +44,11 @@ def _validate(args) -> None:
 
 
 def _run(args, run: runner.Run) -> int:
+    from ..models import DecoderAdapter
+    from .export import default_repo_id, model_card, save_dropped
+    from .report import run_drop
+    from .surgery import check_droppable
+
     kind = check_kind(args.kind)
     mode = check_mode(args.mode)
     layers = _int_list(args.layers, "--layers")
@@ -51,11 +57,17 @@ def _run(args, run: runner.Run) -> int:
     loaded = run.load(args.model)
     adapter = DecoderAdapter(loaded.model)
     check_droppable(adapter)
+    max_tokens = runner.resolve_max_tokens(adapter, args.max_tokens, default=DEFAULT_MAX_TOKENS, names=[args.model])
+    if not args.no_speed:  # the speed prompt (up to 64 tokens) plus the decoded ones
+        limit = runner.max_positions(adapter)
+        if limit is not None and min(max_tokens, 64) + args.new_tokens > limit:
+            raise AnalysisError(f"--new-tokens {args.new_tokens} after a {min(max_tokens, 64)}-token prompt is "
+                                f"longer than {args.model} can take ({limit} positions); lower --new-tokens")
     L = adapter.num_layers
     report, dropped_model = run_drop(
         adapter, loaded.tokenizer, kind=kind, n=args.n, layers=layers, mode=mode, name=args.model,
         prompts=args.prompts, num_prompts=args.num_prompts, eval_prompts=args.eval_prompts,
-        max_tokens=args.max_tokens, batch_size=args.batch_size, eval_ks=eval_ks, mc=args.mc,
+        max_tokens=max_tokens, batch_size=args.batch_size, eval_ks=eval_ks, mc=args.mc,
         mc_limit=args.mc_limit, speed=not args.no_speed, new_tokens=args.new_tokens, progress=run.progress,
     )
     repo_id = args.repo_id or default_repo_id(args.model, kind, len(report.dropped))
@@ -109,7 +121,8 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--prompts", help="calibration/evaluation text: file (blank-line separated) or datasets name; default built-in text")
     parser.add_argument("--num-prompts", type=int, default=8, help="calibration prompts")
     parser.add_argument("--eval-prompts", type=int, default=4, help="held-out prompts for perplexity")
-    parser.add_argument("--max-tokens", type=int, default=256, help="tokens per prompt")
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help=f"tokens per prompt (default {DEFAULT_MAX_TOKENS}, or the model's positions if fewer)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--eval-ks", default=None, help="more k for the before/after table, e.g. 1,2,4,8")
     parser.add_argument("--mc", default=None, help="multiple-choice JSONL (question, choices, answer) for accuracy")

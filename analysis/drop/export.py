@@ -8,7 +8,7 @@ from typing import Sequence
 
 from ..dropped_modeling.modeling_dropped import FAMILY_CLASSES, dropped_lists
 from ..models import ZOO_NAMESPACE, as_adapter, clear_quantization
-from .evaluate import EvalResult, rows_table
+from .evaluation import EvalResult, rows_table
 from .surgery import check_droppable, forget_drop_lists
 
 __all__ = ["MODELING_DIR", "MODELING_FILE", "save_dropped", "model_card", "default_repo_id"]

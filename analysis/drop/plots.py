@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .evaluate import EvalResult
+from .evaluation import EvalResult
 from .scores import ScoreResult
 
 __all__ = ["plot_scores", "plot_sweep"]

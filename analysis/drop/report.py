@@ -14,7 +14,7 @@ from ..dropped_modeling.modeling_dropped import dropped_lists
 from ..errors import UserError
 from ..models import DecoderAdapter, as_adapter
 from ..prompts import load_prompts
-from .evaluate import EvalResult, evaluate, fmt_value, rows_table
+from .evaluation import EvalResult, evaluate, fmt_value, rows_table
 from .plots import plot_scores, plot_sweep
 from .scores import ScoreResult, check_kind, check_mode, compute_scores
 from .speed import module_times, own_memory

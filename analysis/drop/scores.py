@@ -22,28 +22,14 @@ from ..batching import batches
 from ..batching import progress as _progress
 from ..dropped_modeling.modeling_dropped import DroppedAttention, DroppedMLP
 from ..errors import UserError
+from .kinds import KINDS, MODES, check_kind, check_mode
 from ..hooks import RESID_MID, RESID_POST, RESID_PRE, Hooks
 from ..models import DecoderAdapter, as_adapter
 
 __all__ = ["KINDS", "MODES", "ScoreResult", "compute_scores", "select_layers", "check_kind", "check_mode",
            "attn_dropped", "mlp_dropped"]
 
-KINDS = ("attn", "mlp", "block")
-MODES = ("one-shot", "iterative")
 _EPS = 1e-12
-
-
-def check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise UserError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    return kind
-
-
-def check_mode(mode: str) -> str:
-    mode = {"oneshot": "one-shot", "one_shot": "one-shot"}.get(mode, mode)
-    if mode not in MODES:
-        raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    return mode
 
 
 def _nan_to_none(values):
