@@ -40,57 +40,67 @@ The package, one module per step; the core modules are pure functions and result
 ===============  ===========================================================================
 
 Every name is re-exported here (``from analysis.convergent import match_units``), as before the
-split; so are the round-1 private names other code used (``_check_inputs``, ``_column_argmax``).
+split (imported on first use); so are the round-1 private names other code used
+(``_check_inputs``, ``_column_argmax``).
 """
 from __future__ import annotations
 
-from .cli import add_cli
-from .collect import collect_statistics
-from .compare import compare_models, compare_pair
-from .inputs import (check_inputs, check_layers, image_batches, input_kind, layer_shapes, list_layers, load_models,
-                     text_batches)
-from .matching import Matching, canonical_correlations, column_argmax, match_units, rotation_baseline
-from .plots import plot_report
-from .report import ConvergentReport, PairComparison, jsonable
-from .sparse import SparsePath, sparse_prediction, unstandardise
-from .spectral import SpectralGroups, spectral_groups
-from .statistics import BinnedMI, LayerStatistics, flatten_units
+# public name -> (module, name there); imported on first use, so that building the zoo-analysis
+# parser (which needs only ``add_cli``) does not load torch. No sub-module is named like a name
+# exported here, so importing one never hides an export.
+_EXPORTS = {
+    "add_cli": ("cli", "add_cli"),
+    "collect_statistics": ("collect", "collect_statistics"),
+    "compare_models": ("compare", "compare_models"),
+    "compare_pair": ("compare", "compare_pair"),
+    "check_inputs": ("inputs", "check_inputs"),
+    "check_layers": ("inputs", "check_layers"),
+    "image_batches": ("inputs", "image_batches"),
+    "input_kind": ("inputs", "input_kind"),
+    "layer_shapes": ("inputs", "layer_shapes"),
+    "list_layers": ("inputs", "list_layers"),
+    "load_models": ("inputs", "load_models"),
+    "text_batches": ("inputs", "text_batches"),
+    "Matching": ("matching", "Matching"),
+    "canonical_correlations": ("matching", "canonical_correlations"),
+    "column_argmax": ("matching", "column_argmax"),
+    "match_units": ("matching", "match_units"),
+    "rotation_baseline": ("matching", "rotation_baseline"),
+    "plot_report": ("plots", "plot_report"),
+    "ConvergentReport": ("report", "ConvergentReport"),
+    "PairComparison": ("report", "PairComparison"),
+    "jsonable": ("report", "jsonable"),
+    "SparsePath": ("sparse", "SparsePath"),
+    "sparse_prediction": ("sparse", "sparse_prediction"),
+    "unstandardise": ("sparse", "unstandardise"),
+    "SpectralGroups": ("spectral", "SpectralGroups"),
+    "spectral_groups": ("spectral", "spectral_groups"),
+    "BinnedMI": ("statistics", "BinnedMI"),
+    "LayerStatistics": ("statistics", "LayerStatistics"),
+    "flatten_units": ("statistics", "flatten_units"),
+}
+# round-1 names (the module was one file), kept for code written against it
+_ALIASES = {
+    "_check_inputs": ("inputs", "check_inputs"),
+    "_input_kind": ("inputs", "input_kind"),
+    "_column_argmax": ("matching", "column_argmax"),
+    "_layer_sizes": ("inputs", "layer_shapes"),
+    "_jsonable": ("report", "jsonable"),
+}
 
-# round-1 names (the module was one file): kept for code written against it
-_check_inputs = check_inputs
-_input_kind = input_kind
-_column_argmax = column_argmax
-_layer_sizes = layer_shapes
-_jsonable = jsonable
+__all__ = list(_EXPORTS)
 
-__all__ = [
-    "LayerStatistics",
-    "BinnedMI",
-    "Matching",
-    "SparsePath",
-    "SpectralGroups",
-    "PairComparison",
-    "ConvergentReport",
-    "flatten_units",
-    "list_layers",
-    "check_layers",
-    "layer_shapes",
-    "check_inputs",
-    "input_kind",
-    "collect_statistics",
-    "match_units",
-    "column_argmax",
-    "rotation_baseline",
-    "canonical_correlations",
-    "sparse_prediction",
-    "unstandardise",
-    "spectral_groups",
-    "compare_pair",
-    "compare_models",
-    "load_models",
-    "image_batches",
-    "text_batches",
-    "jsonable",
-    "plot_report",
-    "add_cli",
-]
+
+def __getattr__(name: str):
+    where = _EXPORTS.get(name) or _ALIASES.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{where[0]}"), where[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

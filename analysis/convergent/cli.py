@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from .. import runner
 from ..errors import AnalysisError, UserError
-from .compare import compare_models
-from .inputs import check_inputs, check_layers, image_batches, layer_shapes, list_layers, load_models, text_batches
+
+# torch and the tool's modules load when the command runs, not when `zoo-analysis --help` builds
+# the parser
 
 __all__ = ["add_cli"]
 
@@ -41,6 +40,11 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace, run: runner.Run) -> int:
+    import torch
+
+    from .compare import compare_models
+    from .inputs import check_inputs, check_layers, image_batches, layer_shapes, list_layers, load_models, text_batches
+
     loaded = load_models(args.models, **runner.load_options(args))
     models = [item.model for item in loaded]
     kind = check_inputs(models, args.models)
