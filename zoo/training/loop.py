@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # options may come before or after the overrides
     try:
         result = train(args.recipe, args.overrides, resume=args.resume, output_dir=args.output_dir, overwrite=args.overwrite)
     except UserError as error:
