@@ -213,14 +213,14 @@ def recipe_differences(current: dict, saved: dict) -> list[str]:
     return [f"{key}={a.get(key)!r} (the run's: {b.get(key)!r})" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
 
-def _check_same_recipe(recipe: Recipe, saved: dict | None, where: Path) -> None:
+def _check_same_recipe(recipe: Recipe, saved: dict | None, where: Path, output_dir: Path) -> None:
     if saved is None:
         raise UserError(f"--resume: {where} does not say which recipe made it; start a new run with --overwrite")
     differences = recipe_differences(recipe.to_dict(), saved)
     if differences:
         raise UserError(f"--resume: the recipe differs from the one that made {where}: {'; '.join(differences[:4])}"
                         f"{' ...' if len(differences) > 4 else ''}; resume with the run's recipe "
-                        f"({where.parent if where.name != 'recipe.yaml' else where}) or start over with --overwrite")
+                        f"({output_dir / 'recipe.yaml'}) or start over with --overwrite")
 
 
 def _saved_recipe(output_dir: Path, checkpoint: Path | None) -> tuple[dict | None, Path]:
@@ -246,13 +246,13 @@ def plan_output(output_dir: Path, recipe: Recipe, resume: bool, overwrite: bool)
         metrics = _read_json(output_dir / "metrics.json")
         if metrics.get("finished") and (output_dir / "model.safetensors").exists():
             saved, where = _saved_recipe(output_dir, None)
-            _check_same_recipe(recipe, saved, where)
+            _check_same_recipe(recipe, saved, where, output_dir)
             return OutputPlan(finished_metrics=metrics)
         latest = _latest_checkpoint(checkpoint_dir) if checkpoint_dir.is_dir() else None
         if latest is None:
             raise UserError(f"--resume: no checkpoint in {checkpoint_dir}; train without --resume to start a run")
         saved, where = _saved_recipe(output_dir, latest)
-        _check_same_recipe(recipe, saved, where)
+        _check_same_recipe(recipe, saved, where, output_dir)
         return OutputPlan(resume_from=latest)
     if output_dir.is_dir() and any(output_dir.iterdir()):
         ours = [name for name in RUN_FILES if (output_dir / name).exists()]
