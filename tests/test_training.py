@@ -242,7 +242,7 @@ def test_custom_hook_trainer_reuses_the_loop(tiny_recipe, tmp_path):
     """A subclass of the default trainer that changes two hooks (which parameters it optimises, a
     mask after each optimizer step) gets the loop, checkpoints and save without copying them."""
     config = {"image_size": 8, "hidden_sizes": [16], "num_labels": 10}
-    recipe = tiny_recipe(id="tiny-masked-digits", training={"trainer": f"{TOY}:MaskedHeadTrainer", "epochs": 1})
+    recipe = tiny_recipe(id="tiny-masked-digits", training={"trainer": f"{TOY}:MaskedHeadTrainer", "epochs": 1, "lr": 0.05})
     out = tmp_path / "out"
     proc = run([*TRAIN, str(recipe), f"output_dir={out}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
