@@ -102,6 +102,19 @@ def test_trainer_registry():
         register_trainer("broken")(type("Broken", (), {}))
 
 
+def test_an_installed_package_provides_a_trainer_by_entry_point(tmp_path, monkeypatch):
+    """The `zooscope.trainers` entry-point group, read from a real (minimal) installed distribution."""
+    dist = tmp_path / "my_lab_trainers-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-lab-trainers\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[zooscope.trainers]\nlab-ridge = tests.toy_trainers:RidgeHeadTrainer\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from tests.toy_trainers import RidgeHeadTrainer
+
+    assert "lab-ridge" in list_trainers()
+    assert get_trainer("lab-ridge") is RidgeHeadTrainer
+
+
 def test_trainer_options_are_checked_against_the_trainers_defaults():
     from tests.toy_trainers import RidgeHeadTrainer
 

@@ -339,6 +339,9 @@ def test_a_new_run_refuses_a_used_output_folder(finished_copy):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"output folder {out} already holds a finished run; --resume continues it, --overwrite deletes it first" in proc.stderr
     assert snapshot() == before
+    proc = run([sys.executable, "-m", "zoo.cli", "train", str(recipe), "--output-dir", str(out)])  # `zoo train`
+    assert proc.returncode == 2 and "already holds a finished run" in proc.stderr and "Traceback" not in proc.stderr
+    assert snapshot() == before
 
 
 def test_overwrite_clears_the_old_run_first(finished_copy):

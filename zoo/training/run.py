@@ -393,11 +393,13 @@ class TrainingRun:
             (self.output_dir / "recipe.yaml").write_text(self.recipe.to_yaml())
         self.accelerator.wait_for_everyone()
 
-    def start_progress(self) -> None:
+    def start_progress(self):
+        """The progress bar, from the first step on (a solver that takes no steps shows none)."""
         from tqdm.auto import tqdm
 
         self.progress = tqdm(total=self.total_steps, initial=self.state["step"], desc=self.recipe.id, mininterval=1.0,
                              disable=not self.accelerator.is_local_main_process)
+        return self.progress
 
     # -- per step
     def count_examples(self, index: torch.Tensor) -> None:
@@ -413,9 +415,8 @@ class TrainingRun:
         self.epoch_loss.add(loss)
         if self.eval_every:
             self.curve_loss.add(loss)
+        (self.progress or self.start_progress()).update(1)
         step = self.state["step"] = self.state["step"] + 1
-        if self.progress is not None:
-            self.progress.update(1)
         if self._on_step_end is not None:
             self._on_step_end(self)
         epoch_end = step % self.steps_per_epoch == 0
@@ -622,7 +623,6 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     run.begin(plan)
     if plan.resume_from is not None:
         run.load_checkpoint(plan.resume_from)
-    run.start_progress()
     outcome = trainer.train(run)
     if not isinstance(outcome, TrainOutcome):
         raise TypeError(f"trainer {run.trainer_name!r}: train(run) must return a TrainOutcome, got {type(outcome).__name__}")
