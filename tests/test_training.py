@@ -360,9 +360,11 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_recipe, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    proc = run([*TRAIN, str(tiny_recipe()), f"output_dir={out}", "--overwrite"])
-    assert proc.returncode == 2 and "is not a training output folder" in proc.stderr and "Traceback" not in proc.stderr
-    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    for flags in (["--overwrite"], []):
+        proc = run([*TRAIN, str(tiny_recipe()), f"output_dir={out}", *flags])
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert f"{out} is not a training output folder" in proc.stderr and "choose another output_dir" in proc.stderr
+        assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
 def test_resume_checks_the_recipe_and_leaves_a_finished_run_alone(finished_copy):

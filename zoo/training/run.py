@@ -256,14 +256,13 @@ def plan_output(output_dir: Path, recipe: Recipe, resume: bool, overwrite: bool)
         return OutputPlan(resume_from=latest)
     if output_dir.is_dir() and any(output_dir.iterdir()):
         ours = [name for name in RUN_FILES if (output_dir / name).exists()]
+        if not ours:  # someone else's files: never train into them, never delete them
+            raise UserError(f"{'--overwrite: ' if overwrite else ''}{output_dir} is not a training output folder "
+                            f"(no {', '.join(RUN_FILES)}) and not empty; choose another output_dir")
         if not overwrite:
-            metrics = _read_json(output_dir / "metrics.json")
-            what = ("a finished run" if metrics.get("finished") else "another run") if ours else "other files"
+            what = "a finished run" if _read_json(output_dir / "metrics.json").get("finished") else "another run"
             raise UserError(f"output folder {output_dir} already holds {what}; --resume continues it, "
                             f"--overwrite deletes it first, or choose another output_dir")
-        if not ours:
-            raise UserError(f"--overwrite: {output_dir} is not a training output folder (no {', '.join(RUN_FILES)}); "
-                            f"refusing to delete it")
         return OutputPlan(clear=True)
     return OutputPlan()
 
