@@ -3,7 +3,7 @@
 Choose a model by name (default: the packaged SmolLM2-135M-Instruct GGUF) and the probes'
 settings → ``analysis.depth.run_depth`` runs with a progress bar, then the figures, the
 markdown summary and the report as downloadable JSON. Every request is bounded
-(``zoo.spaces_support.LIMITS``: prompts, tokens, layers, positions).
+(``zooscope_spaces.LIMITS``: prompts, tokens, layers, positions).
 
 Run locally: ``python spaces/depth-probe/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
 """
@@ -16,7 +16,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import gradio as gr  # noqa: E402
 
 from zoo.errors import UserError  # noqa: E402
-from zoo.spaces_support import (  # noqa: E402
+import sys  # noqa: E402
+
+try:  # a deployed Space folder carries the shared code next to app.py (python -m spaces.export)
+    import zooscope_spaces  # noqa: E402, F401
+except ModuleNotFoundError as error:  # a checkout: it lives in spaces/_shared
+    if error.name != "zooscope_spaces":
+        raise
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "_shared"))
+from zooscope_spaces import (  # noqa: E402
     LIMITS,
     ModelCache,
     bounded,

@@ -7,7 +7,7 @@ how many, one-shot or iterative) → ``analysis.drop.run_drop`` scores every mod
 calibration prompts, drops a copy of the model and measures perplexity and speed before and
 after (with a progress bar); then the importance plot, the before/after table, text generated
 by the full and the dropped model, and the report as downloadable JSON. Every request is bounded
-(``zoo.spaces_support.LIMITS``).
+(``zooscope_spaces.LIMITS``).
 
 Run locally: ``python spaces/layer-drop/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
 """
@@ -22,7 +22,15 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
 from zoo.errors import UserError  # noqa: E402
-from zoo.spaces_support import (  # noqa: E402
+import sys  # noqa: E402
+
+try:  # a deployed Space folder carries the shared code next to app.py (python -m spaces.export)
+    import zooscope_spaces  # noqa: E402, F401
+except ModuleNotFoundError as error:  # a checkout: it lives in spaces/_shared
+    if error.name != "zooscope_spaces":
+        raise
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "_shared"))
+from zooscope_spaces import (  # noqa: E402
     LIMITS,
     ModelCache,
     bounded,

@@ -7,7 +7,7 @@ first model's zoo data set for image models, the built-in text for language mode
 progress bar, matches units one-to-one and semi, against a random-rotation baseline, with
 canonical correlations, sparse prediction and spectral groups; then the figures, the summary
 table and the results as downloadable JSON. Every request is bounded
-(``zoo.spaces_support.LIMITS``).
+(``zooscope_spaces.LIMITS``).
 
 Run locally: ``python spaces/neuron-matching/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
 """
@@ -20,7 +20,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import gradio as gr  # noqa: E402
 
 from zoo.errors import UserError  # noqa: E402
-from zoo.spaces_support import (  # noqa: E402
+import sys  # noqa: E402
+
+try:  # a deployed Space folder carries the shared code next to app.py (python -m spaces.export)
+    import zooscope_spaces  # noqa: E402, F401
+except ModuleNotFoundError as error:  # a checkout: it lives in spaces/_shared
+    if error.name != "zooscope_spaces":
+        raise
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "_shared"))
+from zooscope_spaces import (  # noqa: E402
     LIMITS,
     ModelCache,
     bounded,

@@ -2,7 +2,7 @@
 
 Choose a zoo model by name → its model card, config and training curves (from the published
 repo's README.md, config.json and metrics.json). "Try it" follows from the model's task and
-data set (``zoo.spaces_support.widget_kind``): draw or upload an image for the image
+data set (``zooscope_spaces.widget_kind``): draw or upload an image for the image
 classifiers, the decision boundary in the plane of the two cluster directions for the
 XOR-cluster models, a pair (a, b) for modular arithmetic, and a test example with the
 model's prediction for anything else — so a new zoo entry needs no new app.
@@ -29,7 +29,15 @@ import yaml  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.errors import UserError  # noqa: E402
-from zoo.spaces_support import ModelCache, gradio_errors, image_to_pixels, launch, widget_kind  # noqa: E402
+import sys  # noqa: E402
+
+try:  # a deployed Space folder carries the shared code next to app.py (python -m spaces.export)
+    import zooscope_spaces  # noqa: E402, F401
+except ModuleNotFoundError as error:  # a checkout: it lives in spaces/_shared
+    if error.name != "zooscope_spaces":
+        raise
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "_shared"))
+from zooscope_spaces import ModelCache, gradio_errors, image_to_pixels, launch, widget_kind  # noqa: E402
 
 HUB_ORG = "zooscope"
 GRID = 121  # decision-boundary grid per side
@@ -317,7 +325,7 @@ def sample_image(repo_id: str):
 @gradio_errors
 def predict_pair(repo_id: str, a, b):
     from zoo.data.synthetic import OPERATIONS
-    from zoo.spaces_support import bounded
+    from zooscope_spaces import bounded
 
     entry = Entry(repo_id)
     modulus = int(entry.data_params.get("modulus", 23))
