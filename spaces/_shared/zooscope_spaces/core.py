@@ -49,7 +49,7 @@ LIMITS = {
 for _key in LIMITS:
     _value = os.environ.get(f"ZOOSCOPE_SPACE_LIMIT_{_key.upper()}")
     if _value:
-        LIMITS[_key] = int(_value)
+        LIMITS[_key] = float(_value) if "." in _value else int(_value)
 
 
 def bounded(value: Any, name: str, low: float, high: float, integer: bool = True) -> Any:
@@ -272,6 +272,22 @@ def write_json(text_or_data: str | dict, folder: str, filename: str = "report.js
     return path
 
 
+# Gradio's Gallery shows square tiles in a box of fixed height that scrolls inside itself: a
+# 1848×440 figure becomes an unreadable strip and the third figure sits below the box's fold.
+# Galleries with elem_classes=["zooscope-figures"] instead show each figure at full width and
+# its own aspect ratio, one under the other, and grow with the page.
+FIGURE_CSS = """
+.zooscope-figures .grid-wrap, .zooscope-figures .fixed-height {
+  height: auto !important; max-height: none !important; min-height: 0 !important; overflow: visible !important;
+}
+.zooscope-figures .grid-container {
+  grid-template-columns: 1fr !important; grid-template-rows: none !important; grid-auto-rows: auto !important;
+}
+.zooscope-figures .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
+.zooscope-figures .thumbnail-item img { height: auto !important; width: 100% !important; object-fit: contain !important; }
+"""
+
+
 def launch(demo, **kwargs):
     """Queue and launch. The Gradio queue runs every event at once (``default_concurrency_limit=
     None``): ``cost.SCHEDULER`` inside each handler decides who runs — small requests beside
@@ -279,4 +295,5 @@ def launch(demo, **kwargs):
     minute one. The waiting line holds ``LIMITS["queue"]`` events (``$ZOOSCOPE_SPACE_LIMIT_QUEUE``).
     Server name and port come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` when set."""
     demo.queue(default_concurrency_limit=None, max_size=LIMITS["queue"])
+    kwargs["css"] = FIGURE_CSS + kwargs.get("css", "")
     return demo.launch(**kwargs)
