@@ -141,7 +141,9 @@ def probe(model: str, prompt_source: str, text: str, num_prompts, max_tokens, an
                  skip_prompts=min(num_prompts, SKIP_PROMPTS), skip_positions=skip_positions,
                  skip_tokens=min(max_tokens, SKIP_TOKENS))
     cost = estimate(adapter, speed, **sizes)
+    asked = time.time()
     with SCHEDULER.admit(cost, progress) as line, MODELS.borrow(name) as (tokenizer, private, _):
+        admitted = time.time()
         progress(0.1, desc="probing")
         start = time.perf_counter()
         report = run_depth(
@@ -154,7 +156,8 @@ def probe(model: str, prompt_source: str, text: str, num_prompts, max_tokens, an
     progress(0.95, desc="plotting")
     figures = report.plot(folder)
     data = json.loads(report.to_json())
-    data["space"] = {"estimated_s": round(cost.seconds, 3), "took_s": round(took, 3), "line": line}
+    data["space"] = {"estimated_s": round(cost.seconds, 3), "took_s": round(took, 3), "line": line,
+                     "waited_s": round(admitted - asked, 3), "admitted": admitted, "finished": admitted + took}
     path = write_json(data, folder, "depth-report.json")
     scores = {k: round(v["relative"], 4) for k, v in report.depth_scores().items()}
     note = (f"*Estimated {cost.seconds:.1f} s ({line} request), took {took:.1f} s.*\n\n")

@@ -145,6 +145,18 @@ class Entry:
     def model(self):
         return MODELS.get(self.repo_id)
 
+    def paper_recipe(self) -> dict:
+        """The recipe whose paper: block to show: the published recipe.yaml when it has one,
+        else this zoo's recipe file of the same id (a block added after publishing)."""
+        if isinstance(self.recipe.get("paper"), dict):
+            return self.recipe
+        path = explorer.recipe_files().get(self.repo_id.split("/", 1)[1])
+        try:
+            local = yaml.safe_load(path.read_text()) if path else None
+        except (OSError, yaml.YAMLError):
+            local = None
+        return local if isinstance(local, dict) else self.recipe
+
     def labels(self) -> dict[int, str]:
         id2label = self.config.get("id2label") or {}
         return {int(k): str(v) for k, v in id2label.items()}
@@ -262,7 +274,7 @@ def show_model(name: str):
                for w in WIDGETS]
     hint = INPUT_HINTS.get(entry.kind, "")
     return (summary, _card_body(entry.card), entry.config, training_curves(entry), entry.recipe_text,
-            plane, plane_text, *visible, explorer.comparison_markdown(entry.recipe, entry.metrics),
+            plane, plane_text, *visible, explorer.comparison_markdown(entry.paper_recipe(), entry.metrics),
             gr.update(value="", label=f"Input ({entry.kind}): {hint}"))
 
 

@@ -274,8 +274,9 @@ def write_json(text_or_data: str | dict, folder: str, filename: str = "report.js
 
 # Gradio's Gallery shows square tiles in a box of fixed height that scrolls inside itself: a
 # 1848×440 figure becomes an unreadable strip and the third figure sits below the box's fold.
-# Galleries with elem_classes=["zooscope-figures"] instead show each figure at full width and
-# its own aspect ratio, one under the other, and grow with the page.
+# Galleries with elem_classes=["zooscope-figures"] instead show each figure at its own aspect
+# ratio, one under the other, as wide as it was drawn (at most the page's width), and grow with
+# the page.
 FIGURE_CSS = """
 .zooscope-figures .grid-wrap, .zooscope-figures .fixed-height {
   height: auto !important; max-height: none !important; min-height: 0 !important; overflow: visible !important;
@@ -284,7 +285,9 @@ FIGURE_CSS = """
   grid-template-columns: 1fr !important; grid-template-rows: none !important; grid-auto-rows: auto !important;
 }
 .zooscope-figures .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
-.zooscope-figures .thumbnail-item img { height: auto !important; width: 100% !important; object-fit: contain !important; }
+.zooscope-figures .thumbnail-item img {
+  height: auto !important; width: auto !important; max-width: 100% !important; margin: 0 auto; object-fit: contain !important;
+}
 """
 
 

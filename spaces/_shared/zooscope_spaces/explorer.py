@@ -211,7 +211,11 @@ def catalogue(published: list[str] | None = None) -> list[list[str]]:
     for name in list_architectures():
         if name not in used:
             arch = get_architecture(name)
-            rows.append(["—", name, architecture_kind(arch), "—", arch.paper or "—", "—", "—", "—", "—", "no"])
+            try:
+                kind = architecture_kind(arch)
+            except Exception:  # noqa: BLE001 - a config without defaults: the row still shows
+                kind = "?"
+            rows.append(["—", name, kind, "—", arch.paper or "—", "—", "—", "—", "—", "no"])
     for rid in sorted(published - set(recipe_files())):  # published without a recipe here
         rows.append([rid, "?", "?", "—", "—", "—", "—", "—", "—", "yes"])
     return rows
