@@ -293,6 +293,13 @@ def show_if_named(name: str):
     return show_model(name)
 
 
+def cleared_if_named(name: str):
+    """cleared_model for the dropdown's change event (a cleared box while typing changes nothing)."""
+    if not name or not str(name).strip():
+        return tuple(gr.skip() for _ in range(OUTPUTS))
+    return cleared_model()
+
+
 def cleared_model():
     """Emptied outputs while a model is being shown: after an error nothing of the last one stays."""
     return ("", "", None, None, "", None, "", *[gr.update(visible=False) for _ in WIDGETS], "", gr.update(value=""))
@@ -381,7 +388,7 @@ def _as_text(value, kind: str) -> str:
 
 def _fmt(value) -> str:
     value = float(value)
-    return str(int(value)) if value == int(value) else f"{value:.4g}"
+    return str(int(value)) if value == int(value) else f"{value:.7g}"  # float32 precision
 
 
 def _input_tensor(entry: Entry, text: str) -> torch.Tensor:
@@ -547,13 +554,15 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown("Every architecture and recipe in this zoo; the model list above offers the "
                             "published ones.")
                 table = gr.Dataframe(headers=explorer.CATALOGUE_HEADERS, interactive=False, wrap=True,
+                                     column_widths=["17%", "11%", "6%", "10%", "10%", "6%", "6%", "8%", "7%", "19%"],
                                      elem_id="catalogue")
 
         outputs = [summary, card, config, curves, recipe, plane_plot, plane_text,
                    image_group, plane_group, pair_group, example_group, comparison, features]
         show.click(cleared_model, None, outputs, queue=False, api_name=False).then(
             show_model, [name], outputs, api_name="show_model")
-        name.change(show_if_named, [name], outputs, api_name=False)
+        name.change(cleared_if_named, [name], outputs, queue=False, api_name=False).then(
+            show_if_named, [name], outputs, api_name=False)
         demo.load(refresh_names, None, [name], api_name=False)
         predict_button.click(predict_input, [name, features], [example_scores, example_text], api_name="predict")
         classify_drawn.click(classify_sketch, [name, sketch], [scores, preview], api_name="classify_sketch")

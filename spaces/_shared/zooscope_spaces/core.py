@@ -183,6 +183,8 @@ def check_model_name(name: str | None, allowed: list[str] | None = None) -> str:
         raise UserError(f"{name!r}: local files are not loadable here; choose a model from the list, a zoo id "
                         "or a Hub id (owner/name)")
     if ZOO_ID.match(name) or name.startswith("zooscope/"):
+        # loadable by name; whether its remote code runs is decided where it is loaded
+        # (analysis.models.load_model / zoo.hub.load_pretrained: zoo.hub.remote_code_trust)
         return name
     if not HUB_ID.match(name):
         raise UserError(f"{name!r} is not a model name: choose one from the list, a zoo id or a Hub id (owner/name)")

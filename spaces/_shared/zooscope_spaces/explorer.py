@@ -205,9 +205,10 @@ def catalogue(published: list[str] | None = None) -> list[list[str]]:
         data = data.get("name") if isinstance(data, dict) else data
         paper = paper_of(recipe)
         metrics = published_metrics(rid) if rid in published else {}
-        rows.append([rid, arch_name, kind, str(data or "—"), paper["citation"] or paper["title"] or "—",
-                     paper["metric"] or "eval_accuracy", _number(measured(metrics, paper["metric"])),
-                     _number(paper["value"]), str(paper["reproduced"] or "—"), "yes" if rid in published else "no"])
+        rows.append([rid, arch_name, kind, str(data or "—"), paper["metric"] or "eval_accuracy",
+                     _number(measured(metrics, paper["metric"])), _number(paper["value"]),
+                     str(paper["reproduced"] or "—"), "yes" if rid in published else "no",
+                     _short(paper["citation"] or paper["title"] or "—")])
     for name in list_architectures():
         if name not in used:
             arch = get_architecture(name)
@@ -215,14 +216,20 @@ def catalogue(published: list[str] | None = None) -> list[list[str]]:
                 kind = architecture_kind(arch)
             except Exception:  # noqa: BLE001 - a config without defaults: the row still shows
                 kind = "?"
-            rows.append(["—", name, kind, "—", arch.paper or "—", "—", "—", "—", "—", "no"])
+            rows.append(["—", name, kind, "—", "—", "—", "—", "—", "no", _short(arch.paper or "—")])
     for rid in sorted(published - set(recipe_files())):  # published without a recipe here
-        rows.append([rid, "?", "?", "—", "—", "—", "—", "—", "—", "yes"])
+        rows.append([rid, "?", "?", "—", "—", "—", "—", "—", "yes", "—"])
     return rows
 
 
-CATALOGUE_HEADERS = ["recipe", "architecture", "input", "data", "paper", "metric", "ours", "paper's", "reproduced",
-                     "published"]
+# the numbers first, the paper (free text) last: a long citation must not push them off screen
+CATALOGUE_HEADERS = ["recipe", "architecture", "input", "data", "metric", "ours", "paper's", "reproduced",
+                     "published", "paper"]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def published_metrics(rid: str) -> dict:
