@@ -554,7 +554,7 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown("Every architecture and recipe in this zoo; the model list above offers the "
                             "published ones.")
                 table = gr.Dataframe(headers=explorer.CATALOGUE_HEADERS, interactive=False, wrap=True,
-                                     column_widths=["17%", "11%", "6%", "10%", "10%", "6%", "6%", "8%", "7%", "19%"],
+                                     column_widths=["16%", "10%", "7%", "11%", "12%", "5%", "5%", "9%", "8%", "17%"],
                                      elem_id="catalogue")
 
         outputs = [summary, card, config, curves, recipe, plane_plot, plane_text,
