@@ -131,6 +131,13 @@ def helpers() -> dict:
         value = sweep_row(data, mode, k).perplexity
         return [value, pct(value, sweep_row(data, "none", 0).perplexity)]
 
+    def over(result, layer, field):
+        """One field of every model pair's comparison at this layer (zoo-analysis match results.json)."""
+        values = [c[field] for c in result.comparisons if c.layer == layer]
+        if not values:
+            raise LookupError(f"no comparisons at layer {layer!r}")
+        return values
+
     def pct(new, old):
         """Change in per cent."""
         return 100.0 * (new - old) / old
@@ -138,7 +145,7 @@ def helpers() -> dict:
     return dict(every=Every, median=statistics.median, mean=statistics.fmean, min=min, max=max, abs=abs, sum=sum,
                 len=len, sorted=sorted, round=round, int=int, float=float, range=range, zip=zip,
                 enumerate=enumerate, any=any, all=all, list=list, run_of=run_of, sweep_row=sweep_row,
-                pct=pct, sweep_cell=sweep_cell, math=math)
+                pct=pct, sweep_cell=sweep_cell, over=over, math=math)
 
 
 def evaluate(expr: str, scope: dict) -> tuple[list, str | None]:
