@@ -29,8 +29,9 @@ none; `n` is how many the cell writes, for columns like "11.9 (+4 %)" / "3129");
 its first cell excluded. Every table in the checked docs must have a `check-table:` marker or
 a `<!-- no-check: why -->` one, so a new table cannot go unchecked.
 
-Every JSON a marker names must be written by a command shown in the same doc (its path
-appears there in a code span or block), so each figure leads to the command that regenerates it.
+Every JSON a marker names must be written by a command shown in the same doc or in one of the
+two checked docs (its path appears there in a code span or block), so each figure leads to the
+command that regenerates it.
 
     python benchmarks/check_docs.py            # the two docs; exit 1 listing each mismatch
     python benchmarks/check_docs.py --list     # every checked figure with its source
@@ -212,9 +213,10 @@ def parse_sources(spec: str, doc_text: str, doc: str) -> dict:
         file = ROOT / path
         if not file.exists():
             raise DocError(f"{path} does not exist")
-        if path not in doc_text.replace("\\\n", " ") or not command_writes(doc_text, path):
-            raise DocError(f"{path} is named by a marker but no command in {doc} writes it "
-                           "(show the command, with the path, in a code span or block)")
+        if not command_writes(doc_text, path) and not any(
+                command_writes(MARKER.sub("", (ROOT / other).read_text()), path) for other in DEFAULT_DOCS):
+            raise DocError(f"{path} is named by a marker but no command in {doc} or {' / '.join(DEFAULT_DOCS)} "
+                           "writes it (show the command, with the path, in a code span or block)")
         scope[name] = load_json(file)
         scope.setdefault("_paths", []).append(path)
     return scope
@@ -361,17 +363,16 @@ def compare(doc, line, written, expr, scope, sources, problems, where, allow_non
         return []
     if allow_none and values == [None]:
         values = []
-    if len(values) == 1 and isinstance(values[0], Every) and len(written) == 1:
-        written, values = written * len(values[0]), list(values[0])
     if len(values) != len(written):
         problems.append(f"{doc}:{line}: {len(written)} number(s) written ({', '.join(w[0] for w in written) or 'none'}) "
                         f"but {expr.strip()} gives {len(values)}")
         return []
     out = []
     for (shown, value, tolerance), expected in zip(written, values):
-        expected = None if expected is None else float(expected)
-        out.append(Figure(doc, line, shown, value, widen(tolerance, expected or 0.0, tol), expected,
-                          f"{expr.strip()} in {sources}"))
+        for one in (expected if isinstance(expected, Every) else [expected]):  # every(): each must match
+            one = None if one is None else float(one)
+            out.append(Figure(doc, line, shown, value, widen(tolerance, one or 0.0, tol), one,
+                              f"{expr.strip()} in {sources}"))
     return out
 
 
