@@ -15,7 +15,8 @@ of EXPR, a Python expression over the JSON (dict keys read as attributes: `j.sha
 and the helpers below. A figure matches when it equals the JSON value rounded to the figure's
 own precision ("0.34" matches 0.3387, "2 885" matches 2884.6, "1.2e-7" matches 1.23e-7);
 `EXPR ~ 10%` or `EXPR ~ 0.05` widens that for figures the doc marks as approximate (~), and
-`every(VALUES)` checks one written figure against each of several values.
+`every(VALUES)` checks one written figure against each of several values, `approx(VALUE, TOL)`
+widens one value of a list.
 
     <!-- check-table: b=docs/figures/drop/bench-paired.json
     col 2 => run(b, key).prefill_speedup
@@ -143,7 +144,7 @@ def helpers() -> dict:
         """Change in per cent."""
         return 100.0 * (new - old) / old
 
-    return dict(every=Every, median=statistics.median, mean=statistics.fmean, min=min, max=max, abs=abs, sum=sum,
+    return dict(every=Every, approx=Approx, median=statistics.median, mean=statistics.fmean, min=min, max=max, abs=abs, sum=sum,
                 len=len, sorted=sorted, round=round, int=int, float=float, range=range, zip=zip,
                 enumerate=enumerate, any=any, all=all, list=list, run_of=run_of, sweep_row=sweep_row,
                 pct=pct, sweep_cell=sweep_cell, over=over, math=math)
@@ -171,6 +172,15 @@ def widen(tolerance: float, value: float, tol: str | None) -> float:
 class Every(list):
     """`every(values)`: one written figure that must match each of these values (e.g. "~60 %" for
     four measured shares)."""
+
+
+class Approx(float):
+    """`approx(value, tol)`: one value that a "~" figure matches within tol (a number, or "10%")."""
+
+    def __new__(cls, value, tol):
+        self = super().__new__(cls, value)
+        self.tol = str(tol)
+        return self
 
 
 class DocError(Exception):
@@ -370,8 +380,9 @@ def compare(doc, line, written, expr, scope, sources, problems, where, allow_non
     out = []
     for (shown, value, tolerance), expected in zip(written, values):
         for one in (expected if isinstance(expected, Every) else [expected]):  # every(): each must match
+            own = one.tol if isinstance(one, Approx) else tol
             one = None if one is None else float(one)
-            out.append(Figure(doc, line, shown, value, widen(tolerance, one or 0.0, tol), one,
+            out.append(Figure(doc, line, shown, value, widen(tolerance, one or 0.0, own), one,
                               f"{expr.strip()} in {sources}"))
     return out
 
