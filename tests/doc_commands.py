@@ -10,7 +10,8 @@ stays whole, and a top-level `a && b && c` chain is kept as one command whose in
   parse    executed as written with ZOO_DOCS_PARSE_ONLY=1: every Python process (`python`,
            `zoo`, `zoo-analysis`, the scripts `accelerate launch`/`torchrun` start) parses its
            arguments with its own argparse parser and exits, so a renamed or removed flag still
-           fails, without the minutes-to-hours run or the network the command needs;
+           fails, without the minutes-to-hours run or the network the command needs (a `cp` of
+           that run's output is skipped too; `VAR=$(...)` assignments always run);
   install  not executed (network); the packages and extras it names are checked to exist;
   server   not executed (starts a server that runs until stopped); its script must exist;
   suite    not executed: the test command itself (CI runs it).
@@ -23,6 +24,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -52,6 +54,7 @@ PARSE_ONLY: list[tuple[str | None, str, str]] = [
                                  "the README's two-replica example runs"),
 ]
 SUITE = re.compile(r"\bpython3? -m pytest\b|^pytest\b")
+ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=(\$\(.*\)|[^\s;]*)(\s*;\s*[A-Za-z_]\w*=[^\s;]*)*\s*(#.*)?$")
 SERVER = re.compile(r"^(?:\w+=\S+\s+)*python3?\s+(spaces/[\w.-]+/app\.py)\s*(#.*)?$")
 INSTALL = re.compile(r"^\s*(sudo\s+)?(apt-get|apt|pip|pip3|python3? -m pip)\s")
 
@@ -105,6 +108,8 @@ def classify(doc: str, text: str) -> Command:
     if SERVER.match(flat):
         return Command(doc, 0, text, "server", "starts a Gradio server that runs until stopped "
                                                "(tests/test_spaces.py launches the Spaces)")
+    if ASSIGNMENT.match(flat):
+        return Command(doc, 0, text, "run", "")  # VAR=$(...) only computes a value the next commands use
     if SUITE.search(flat):
         return Command(doc, 0, text, "suite", "runs the test suite itself; .ci/run runs this line "
                                               "(test_ci_runs_the_readme_test_command)")
@@ -252,15 +257,25 @@ def run_doc(doc: str, tmp: Path, timeout: int = 1500) -> list[Outcome]:
         if not text.strip():
             continue
         runnable.append((i, command))
-        prefix = "export ZOO_DOCS_PARSE_ONLY=1; " if command.mode == "parse" else ""
+        # parse mode: Python programs parse and exit; a `cp` of what the skipped run would have
+        # written is left out too (its source does not exist)
+        prefix = "export ZOO_DOCS_PARSE_ONLY=1; cp() { :; }; " if command.mode == "parse" else ""
         script.append(f"{prefix}{{\n{text}\n}} > {logs}/{i}.out 2>&1 < /dev/null; echo $? > {logs}/{i}.rc; "
-                      "unset ZOO_DOCS_PARSE_ONLY; cd " + shlex.quote(str(repo)))
-    subprocess.run(["bash", "-c", "\n".join(script)], cwd=repo, env=env, timeout=timeout,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      "unset ZOO_DOCS_PARSE_ONLY; unset -f cp; cd " + shlex.quote(str(repo)))
+    # its own process group, so that a timeout stops the commands it started too
+    shell = subprocess.Popen(["bash", "-c", "\n".join(script)], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        shell.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()  # the commands that did not finish are reported below with rc -1
     outcomes = []
     for i, command in runnable:
         rc_file, out_file = logs / f"{i}.rc", logs / f"{i}.out"
         rc = int(rc_file.read_text()) if rc_file.exists() else -1
         output = out_file.read_text(errors="replace") if out_file.exists() else "(never ran)"
+        if not rc_file.exists() and out_file.exists():
+            output += f"\n(still running when the doc's {timeout} s ran out)"
         outcomes.append(Outcome(command, rc, output))
     return outcomes
