@@ -178,8 +178,8 @@ SITECUSTOMIZE = textwrap.dedent('''
         argv = getattr(sys, "orig_argv", [])
         if "-c" in argv[1:2]:  # python -c CODE: compile it, do not run it
             compile(argv[2], "<-c>", "exec")
-            print("ZOO_DOCS_PARSED -c", file=sys.stderr)
-            sys.exit(0)
+            print("ZOO_DOCS_PARSED -c", file=sys.stderr, flush=True)
+            os._exit(0)  # SystemExit is fatal while site is still importing
         _parse_args = argparse.ArgumentParser.parse_args
         _parse_known = argparse.ArgumentParser.parse_known_args
         _inside = []
