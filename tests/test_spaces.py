@@ -475,7 +475,7 @@ def test_zoo_explorer_card_config_curves_and_boundary(client_for, space_env):
     from transformers import AutoModel
 
     accuracy = float(plane_text.split("**")[1])
-    import zoo  # noqa: F401  (registers the architectures with AutoModel)
+    import zoo.registry  # noqa: F401  (registers the architectures with AutoModel)
     model = AutoModel.from_pretrained(space_env["root"] / "out" / "tiny-xor-cluster").eval()
     data = zoo.data.load("xor_cluster", split="test", **{k: v for k, v in TINY_XOR["data"].items() if k != "name"})[:]
     with torch.no_grad():

@@ -50,7 +50,7 @@ def load_models(names: Sequence[str], *, dtype=None, device=None, trust_remote_c
     """Load each model by name (Hub id, folder, .gguf, zoo id): a causal LM where it is one
     (module paths then start with ``model.`` as in the checkpoint), else the task class the
     checkpoint was saved with, else ``AutoModel``. Tokenizers are loaded when there are any."""
-    import zoo  # noqa: F401  registers the zoo architectures with the Auto classes
+    import zoo.registry  # noqa: F401  registers the zoo architectures with the Auto classes
     from ..models import load_model
 
     loaded = []
