@@ -54,8 +54,10 @@ class ModelSource:
 
     @property
     def trusted(self) -> bool:
-        """Our own code: repos under ``zooscope/``."""
-        return self.kind in ("hub", "zoo") and self.path.startswith(ZOO_NAMESPACE + "/")
+        """Code identical to the installed zooscope's, or a pinned revision (zoo.hub.remote_code_trust)."""
+        from zoo.hub import remote_code_trust
+
+        return self.kind in ("hub", "zoo") and remote_code_trust(self.path)[0]
 
 
 @dataclass
@@ -168,7 +170,9 @@ def _from_pretrained(factory, source: ModelSource, **kwargs):
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+    from zoo.hub import hub_reachable  # one quick probe: no network means offline, not 29 s of retries
+
+    return not hub_reachable() or any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
@@ -222,7 +226,10 @@ def load_model(
     except ValueError as error:  # unknown model_type, remote code refused, bad GGUF ...
         message = str(error).splitlines()[0][:300]
         if "trust_remote_code" in str(error):
-            message = (f"{source.name!r} needs its own code; pass trust_remote_code=True "
+            from zoo.hub import remote_code_trust
+
+            message = (f"{source.name!r} needs its own code, not trusted automatically because "
+                       f"{remote_code_trust(source.path)[1]}; pass trust_remote_code=True "
                        "(--trust-remote-code) if you trust it")
         raise UserError(f"could not load {source.name!r}: {message}") from None
     except OSError as error:

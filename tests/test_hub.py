@@ -35,6 +35,7 @@ def test_repo_folder_and_model_card(trained, tmp_path):
     repo = export_repo(recipe, repo_dir=tmp_path / "repo", output_dir=out)
     assert sorted(p.name for p in repo.iterdir()) == sorted([
         "README.md", "config.json", "configuration_mlp.py", "modeling_mlp.py", "model.safetensors", "metrics.json", "recipe.yaml",
+        "training_curves.png",
     ])
     config = json.loads((repo / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_mlp.MLPForImageClassification"

@@ -36,7 +36,7 @@ TRAINING_DEFAULTS = {
     "eval_split": "test",
     "eval_on_train": False,  # also measure loss/accuracy on the training set each epoch (train_eval_*)
 }
-TOP_LEVEL_FIELDS = {"id", "architecture", "description", "config", "data", "training", "card", "output_dir"}
+TOP_LEVEL_FIELDS = {"id", "architecture", "description", "config", "data", "training", "card", "paper", "output_dir"}
 
 
 def recipe_dirs() -> list[Path]:
@@ -58,6 +58,7 @@ class Recipe:
     data: dict  # {"name": ..., **parameters}
     training: dict
     card: dict = field(default_factory=dict)
+    paper: dict = field(default_factory=dict)  # the `paper:` block, checked by zoo.results.validate_paper_block
     description: str = ""
     output_dir: str | None = None
     source: Path | None = None
@@ -82,6 +83,8 @@ class Recipe:
             "id": self.id, "architecture": self.architecture, "description": self.description,
             "config": self.config, "data": self.data, "training": self.training, "card": self.card,
         }
+        if self.paper:
+            out["paper"] = self.paper
         if self.output_dir:
             out["output_dir"] = str(self.output_dir)
         return out
@@ -152,12 +155,19 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
         data=data,
         training=training,
         card=dict(raw.get("card") or {}),
+        paper=_paper_block(raw.get("paper"), path),
         description=raw.get("description", ""),
         output_dir=raw.get("output_dir"),
         source=path,
     )
     _validate(recipe)
     return recipe
+
+
+def _paper_block(block, path) -> dict:
+    from .results import validate_paper_block
+
+    return validate_paper_block(block, where=f"{path}: paper") if block is not None else {}
 
 
 def _validate(recipe: Recipe) -> None:

@@ -1,0 +1,264 @@
+"""The results table (docs/ZOO.md + docs/zoo_results.csv): every recipe, our number beside the paper's.
+
+Like timm's results files, one row per recipe: the architecture, its parameter count, the data,
+the metric we measured (from the run's ``outputs/<id>/metrics.json``, else from the copy
+published in the local Hugging Face cache, else "not trained"), the paper's number for the same
+metric, whether it reproduced, and the command that makes the number. The paper side comes from
+the recipe's top-level ``paper:`` block, whose schema `validate_paper_block` checks:
+
+    paper:
+      title: "Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning Algorithms"
+      citation: "Xiao et al. 2017"
+      url: https://arxiv.org/abs/1708.07747
+      bibtex: "@article{...}"          # optional
+      claim: what the headline number measures
+      metric: eval_accuracy            # the key of metrics.json "final" that is compared
+      value: 0.871                     # the paper's number; null when it has none for this setting
+      reproduced: yes | partly | no | n/a
+      findings: docs/FINDINGS.md#...   # optional
+
+This module imports only the standard library at import time: zoo.recipes calls
+`validate_paper_block` while loading every recipe.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+PAPER_REQUIRED = ("title", "citation", "url", "claim", "metric", "value", "reproduced")
+PAPER_OPTIONAL = ("bibtex", "findings")
+REPRODUCED = ("yes", "partly", "no", "n/a")
+NOT_TRAINED = "not trained"
+DEFAULT_MD = Path("docs/ZOO.md")
+DEFAULT_CSV = Path("docs/zoo_results.csv")
+CSV_COLUMNS = ("recipe", "architecture", "parameters", "data", "metric", "measured", "measured_from",
+               "paper_value", "paper", "paper_url", "reproduced", "note", "command")
+
+
+def validate_paper_block(block, where: str = "paper") -> dict:
+    """Check a recipe's ``paper:`` block and return it normalised (``reproduced`` as a string).
+
+    Raises UserError naming the field for a missing or malformed entry. YAML 1.1 reads a bare
+    ``yes`` / ``no`` as a boolean; both spellings are accepted.
+    """
+    if not isinstance(block, dict):
+        raise UserError(f"{where} must be a mapping with {', '.join(PAPER_REQUIRED)}, got {type(block).__name__}")
+    unknown = sorted(set(block) - set(PAPER_REQUIRED) - set(PAPER_OPTIONAL))
+    if unknown:
+        import difflib
+
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, PAPER_REQUIRED + PAPER_OPTIONAL, 1))
+                 else k for k in unknown]
+        raise UserError(f"{where}: unknown field(s) {', '.join(hints)}; fields: {', '.join(PAPER_REQUIRED + PAPER_OPTIONAL)}")
+    missing = [k for k in PAPER_REQUIRED if k not in block]
+    if missing:
+        raise UserError(f"{where}: missing field(s) {', '.join(missing)} (value may be null when the paper has no number)")
+    out = dict(block)
+    for key in ("title", "citation", "url", "claim", "metric"):
+        if not isinstance(out[key], str) or not out[key].strip():
+            raise UserError(f"{where}.{key} must be a non-empty string, got {out[key]!r}")
+    if not re.match(r"https?://", out["url"]):
+        raise UserError(f"{where}.url must be an http(s) link, got {out['url']!r}")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", out["metric"]):
+        raise UserError(f"{where}.metric must be a metrics.json key such as eval_accuracy, got {out['metric']!r}")
+    value = out["value"]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        raise UserError(f"{where}.value must be a number or null, got {value!r}")
+    reproduced = out["reproduced"]
+    if isinstance(reproduced, bool):
+        reproduced = "yes" if reproduced else "no"
+    if reproduced not in REPRODUCED:
+        raise UserError(f"{where}.reproduced must be one of {', '.join(REPRODUCED)}, got {out['reproduced']!r}")
+    out["reproduced"] = reproduced
+    for key in PAPER_OPTIONAL:
+        if key in out and out[key] is not None and not isinstance(out[key], str):
+            raise UserError(f"{where}.{key} must be a string, got {out[key]!r}")
+    return out
+
+
+@dataclass
+class ResultRow:
+    recipe: str
+    architecture: str
+    parameters: int
+    data: str
+    metric: str
+    measured: float | None
+    measured_from: str  # "outputs/<id>/metrics.json", "cache zooscope/<id>@<rev>" or "not trained"
+    paper_value: float | None
+    paper: str  # citation
+    paper_url: str
+    reproduced: str
+    note: str
+    command: str
+
+
+def recipe_metric(recipe) -> str:
+    """The metric a recipe is judged by: its paper block's, else its card's expected one, else accuracy."""
+    if recipe.paper.get("metric"):
+        return recipe.paper["metric"]
+    expected = recipe.card.get("expected") or {}
+    return next(iter(expected), "eval_accuracy")
+
+
+def parameter_count(recipe) -> int:
+    """Parameters of the recipe's model, built on the meta device (no memory, no weights)."""
+    import torch
+
+    from .registry import build_config, get_architecture
+
+    arch = get_architecture(recipe.architecture)
+    with torch.device("meta"):
+        model = arch.model_class(build_config(arch.name, **recipe.config))
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def _run_differences(recipe, folder: Path) -> list[str]:
+    """Dotted keys where the run in `folder` (its recipe.yaml) differs from `recipe`."""
+    from .hub import recipe_differences
+    from .recipes import load_recipe
+
+    path = folder / "recipe.yaml"
+    if not path.exists():
+        return []
+    try:
+        run = load_recipe(path)
+    except UserError:
+        return ["recipe.yaml (unreadable)"]
+    return [key for key, _, _ in recipe_differences(recipe, run)]
+
+
+def measured_metrics(recipe, outputs_root: str | Path | None = None, cache_dir: str | Path | None = None):
+    """(final metrics, where they came from, note) for a recipe; (None, "not trained", "") when none.
+
+    The run's own output folder wins over a published copy: it is what the weights came from.
+    A run that did not finish, or that ran with overrides of the recipe, is said so in the note.
+    """
+    folder = Path(outputs_root) / recipe.id if outputs_root else recipe.resolved_output_dir()
+    metrics_path = folder / "metrics.json"
+    if metrics_path.exists():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            return None, NOT_TRAINED, f"{metrics_path} unreadable ({error})"
+        notes = []
+        if not metrics.get("finished", True):
+            notes.append(f"unfinished run (step {metrics.get('step')}/{metrics.get('total_steps')})")
+        diff = _run_differences(recipe, folder)
+        if diff:
+            notes.append("trained with overrides: " + ", ".join(diff))
+        try:
+            shown = metrics_path.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            shown = metrics_path
+        return metrics.get("final") or {}, shown.as_posix(), "; ".join(notes)
+    from .hub import cached_snapshot
+
+    snapshot = cached_snapshot(recipe.repo_id, cache_dir=cache_dir)
+    if snapshot is not None and (snapshot / "metrics.json").exists():
+        metrics = json.loads((snapshot / "metrics.json").read_text())
+        return metrics.get("final") or {}, f"cache {recipe.repo_id}@{snapshot.name[:8]}", ""
+    return None, NOT_TRAINED, ""
+
+
+def collect_results(recipe_ids: list[str] | None = None, outputs_root: str | Path | None = None,
+                    cache_dir: str | Path | None = None) -> list[ResultRow]:
+    """One ResultRow per recipe (every recipe found by zoo.recipes.list_recipes by default)."""
+    from .recipes import list_recipes, load_recipe
+
+    rows = []
+    for recipe_id in recipe_ids if recipe_ids is not None else list_recipes():
+        recipe = load_recipe(recipe_id)
+        metric = recipe_metric(recipe)
+        final, source, note = measured_metrics(recipe, outputs_root=outputs_root, cache_dir=cache_dir)
+        measured = None
+        if final is not None:
+            measured = final.get(metric)
+            if measured is None:
+                note = "; ".join(filter(None, [note, f"metrics have no {metric!r}"]))
+        paper = recipe.paper
+        source_path = recipe.source
+        try:
+            shown = source_path.resolve().relative_to(Path.cwd().resolve()).as_posix() if source_path else None
+        except ValueError:
+            shown = None
+        rows.append(ResultRow(
+            recipe=recipe.id, architecture=recipe.architecture, parameters=parameter_count(recipe),
+            data=_data_label(recipe), metric=metric, measured=measured, measured_from=source,
+            paper_value=paper.get("value"), paper=paper.get("citation", recipe.card.get("paper", "")),
+            paper_url=paper.get("url", ""), reproduced=paper.get("reproduced", "n/a"), note=note,
+            command=f"python train.py {shown or f'hub_configs/{recipe.id}.yaml'}",
+        ))
+    return rows
+
+
+def _data_label(recipe) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in recipe.data_params.items())
+    return f"{recipe.data_name} ({params})" if params else recipe.data_name
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def to_markdown(rows: list[ResultRow]) -> str:
+    lines = [
+        "# The zoo: every recipe, our number beside the paper's",
+        "",
+        "Generated by `zoo results` from hub_configs/*.yaml (the `paper:` blocks) and each run's",
+        "`outputs/<id>/metrics.json` (else the copy published in the local Hugging Face cache). Do not",
+        "edit by hand: rerun `zoo results` after training or publishing. \"not trained\" means neither",
+        "was found on the machine that wrote this file; the numbers measured in round 1 are in",
+        "docs/FINDINGS.md. The same table as CSV: docs/zoo_results.csv.",
+        "",
+        "| recipe | architecture | parameters | data | metric | measured | paper | reproduced | command |",
+        "|---|---|---:|---|---|---:|---|---|---|",
+    ]
+    for r in rows:
+        measured = _fmt(r.measured) if r.measured is not None else (
+            NOT_TRAINED if r.measured_from == NOT_TRAINED else "—")
+        if r.measured is not None:
+            measured += f" <sub>({r.measured_from})</sub>"
+        if r.note:
+            measured += f" <sub>{r.note}</sub>"
+        paper = f"{_fmt(r.paper_value)} ([{r.paper}]({r.paper_url}))" if r.paper_url else (r.paper or "—")
+        lines.append(f"| `{r.recipe}` | {r.architecture} | {r.parameters:,} | {r.data} | {r.metric} | {measured} "
+                     f"| {paper} | {r.reproduced} | `{r.command}` |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[ResultRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
+    return buffer.getvalue()
+
+
+def write_results(md_path: str | Path = DEFAULT_MD, csv_path: str | Path = DEFAULT_CSV,
+                  rows: list[ResultRow] | None = None, **collect_kwargs) -> tuple[Path, Path]:
+    """Write the markdown table and the CSV (each atomically: a reader never sees half a table)."""
+    import os
+    import tempfile
+
+    rows = collect_results(**collect_kwargs) if rows is None else rows
+    written = []
+    for path, text in ((Path(md_path), to_markdown(rows)), (Path(csv_path), to_csv(rows))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        written.append(path)
+    return written[0], written[1]
