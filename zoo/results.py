@@ -218,7 +218,8 @@ def to_markdown(rows: list[ResultRow]) -> str:
         "`outputs/<id>/metrics.json` (else the copy published in the local Hugging Face cache). Do not",
         "edit by hand: rerun `zoo results` after training or publishing. \"not trained\" means neither",
         "was found on the machine that wrote this file; the numbers measured in round 1 are in",
-        "docs/FINDINGS.md. The same table as CSV: docs/zoo_results.csv.",
+        "docs/FINDINGS.md. *reproduced* is the recipe's `paper.reproduced`: what docs/FINDINGS.md",
+        "concluded from those runs. The same table as CSV: docs/zoo_results.csv.",
         "",
         "| recipe | architecture | parameters | data | metric | measured | paper | reproduced | command |",
         "|---|---|---:|---|---|---:|---|---|---|",
@@ -230,7 +231,8 @@ def to_markdown(rows: list[ResultRow]) -> str:
             measured += f" <sub>({r.measured_from})</sub>"
         if r.note:
             measured += f" <sub>{r.note}</sub>"
-        paper = f"{_fmt(r.paper_value)} ([{r.paper}]({r.paper_url}))" if r.paper_url else (r.paper or "—")
+        number = "—" if r.paper_value is None else f"{r.paper_value:g}"  # as the paper prints it
+        paper = f"{number} ([{r.paper}]({r.paper_url}))" if r.paper_url else (r.paper or "—")
         lines.append(f"| `{r.recipe}` | {r.architecture} | {r.parameters:,} | {r.data} | {r.metric} | {measured} "
                      f"| {paper} | {r.reproduced} | `{r.command}` |")
     return "\n".join(lines) + "\n"
