@@ -237,7 +237,12 @@ def remote_code_trust(name: str, revision: str | None = None) -> tuple[bool, str
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as error:
         return False, f"{where}: config.json unreadable ({error})"
-    auto_map = config.get("auto_map") or {}
+    auto_map = dict(config.get("auto_map") or {})
+    try:  # an image processor's code is remote code too
+        auto_map.update({f"processor:{k}": v for k, v in
+                         (json.loads((folder / "preprocessor_config.json").read_text()).get("auto_map") or {}).items()})
+    except (OSError, ValueError):
+        pass
     if not auto_map:
         return False, f"{where}: config.json has no auto_map, so there is no code of its own to trust"
     refs = [v for value in auto_map.values() for v in (value if isinstance(value, (list, tuple)) else [value]) if v]
@@ -504,7 +509,7 @@ def model_card(recipe: Recipe, arch, metrics: dict, files_sha256: dict[str, str]
 
     card = recipe.card
     paper = recipe.paper
-    task = card.get("task") or AUTO_CLASS_TO_PIPELINE_TAG.get(arch.task_auto_class or "", None)
+    task = card.get("task") or getattr(arch, "task", None) or AUTO_CLASS_TO_PIPELINE_TAG.get(arch.task_auto_class or "")
     final = metrics.get("final", {})
     datasets = card.get("datasets") or []
     split = recipe.data.get("eval_split", recipe.training["eval_split"])
@@ -536,9 +541,10 @@ def model_card(recipe: Recipe, arch, metrics: dict, files_sha256: dict[str, str]
                  + (f" Paper: {cite}." if cite else ""), ""]
 
     num_labels = (config or {}).get("num_labels") or len((config or {}).get("id2label") or {}) or None
-    sections += ["## Usage", "",
-                 "The modeling code ships with the repo, so zooscope need not be installed "
-                 f"(needs torch and transformers; published with transformers {transformers.__version__}).", ""]
+    requirement = getattr(arch, "requirement_note", None) or (
+        "The modeling code ships with the repo, so zooscope need not be installed "
+        f"(needs torch and transformers; published with transformers {transformers.__version__}).")
+    sections += ["## Usage", "", requirement, ""]
     if spec is not None:
         sections += [f"Input: {spec.describe()}. Preprocessing: {spec.about}", ""]
     for snippet in usage_snippets(recipe.repo_id, arch, spec, num_labels, has_image_processor):
@@ -626,7 +632,10 @@ def export_repo(recipe: Recipe | str | Path, repo_dir: str | Path | None = None,
     differences = recipe_differences(recipe, run)
     arch = get_architecture(run.architecture)
     config = json.loads((output_dir / "config.json").read_text())
-    config["auto_map"] = arch.auto_map
+    # zoo.registry (models area) may add the transformers requirement and an image-processor config
+    export_config = getattr(arch, "export_config", None)
+    config = export_config(config) if export_config else {**config, "auto_map": arch.auto_map}
+    processor_config = arch.preprocessor_config(config) if hasattr(arch, "preprocessor_config") else None
     metrics_path = output_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     spec = input_spec(run, arch)
@@ -642,6 +651,9 @@ def export_repo(recipe: Recipe | str | Path, repo_dir: str | Path | None = None,
         extras = [name for name in EXTRA_REPO_FILES if (output_dir / name).is_file()]
         for name in extras:
             shutil.copyfile(output_dir / name, tmp / name)
+        if processor_config and "preprocessor_config.json" not in extras:
+            (tmp / "preprocessor_config.json").write_text(json.dumps(processor_config, indent=2, sort_keys=True) + "\n")
+            extras.append("preprocessor_config.json")
         if metrics:
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / "recipe.yaml").write_text(run.to_yaml())
@@ -825,8 +837,16 @@ def load_pretrained(name: str, trust_remote_code: bool | None = None, revision: 
     check_cached_weights(repo_id, revision)
     if not hub_reachable():
         kwargs.setdefault("local_files_only", True)
+    factory = AutoModel
+    snapshot = cached_snapshot(repo_id, revision)
+    from . import registry
+
+    auto_class_for = getattr(registry, "auto_class_for", None)  # the models area's, once merged
+    if auto_class_for is not None and snapshot is not None:
+        # AutoModel gives the backbone where the models area split one off; the task model has the head
+        factory = auto_class_for(json.loads((snapshot / "config.json").read_text()))
     try:
-        return AutoModel.from_pretrained(repo_id, trust_remote_code=trust_remote_code, revision=revision, **kwargs)
+        return factory.from_pretrained(repo_id, trust_remote_code=trust_remote_code, revision=revision, **kwargs)
     except OSError as error:
         raise UserError(f"cannot load {repo_id!r}: {str(error).splitlines()[0]} "
                         f"(publish it first: zoo publish {short})") from None
