@@ -33,12 +33,14 @@ def test_repo_folder_and_model_card(trained, tmp_path):
 
     recipe, out = trained
     repo = export_repo(recipe, repo_dir=tmp_path / "repo", output_dir=out)
-    assert sorted(p.name for p in repo.iterdir()) == sorted([
-        "README.md", "config.json", "configuration_mlp.py", "modeling_mlp.py", "model.safetensors", "metrics.json", "recipe.yaml",
-        "training_curves.png",
-    ])
+    from zoo import get_architecture
+
+    code = {p.name for p in get_architecture("mlp").code_files}  # the architecture's import closure
+    assert {"configuration_mlp.py", "modeling_mlp.py"} <= code
+    names = {p.name for p in repo.iterdir()} - {"preprocessor_config.json"}  # the models area adds that one
+    assert names == code | {"README.md", "config.json", "model.safetensors", "metrics.json", "recipe.yaml", "training_curves.png"}
     config = json.loads((repo / "config.json").read_text())
-    assert config["auto_map"]["AutoModel"] == "modeling_mlp.MLPForImageClassification"
+    assert set(config["auto_map"]) >= {"AutoConfig", "AutoModel", "AutoModelForImageClassification"}
     assert config["auto_map"]["AutoModelForImageClassification"] == "modeling_mlp.MLPForImageClassification"
     card = ModelCard.load(repo / "README.md")
     assert card.data.library_name == "transformers" and card.data.license == "apache-2.0"
@@ -239,6 +241,8 @@ def test_card_usage_snippet_runs_without_zoo_and_shows_the_real_input(trained, t
     assert "`pixel_values`: a float32 tensor of shape `(batch, 1, 8, 8)`, values in [0, 1]" in readme
     snippets = _usage_snippets(readme)
     assert snippets and "torch.rand(4, 1, 8, 8)" in snippets[0]
+    if (result.repo_dir / "preprocessor_config.json").exists():  # an image processor: pipeline() works, the card shows it
+        assert any('pipeline("image-classification", model="zooscope/tiny-mlp-digits"' in s for s in snippets)
     for snippet in snippets:
         proc = run_python(snippet, env=hf_env, block_zoo=True, cwd=tmp_path)
         assert proc.returncode == 0, f"{snippet}\n{proc.stderr[-3000:]}"

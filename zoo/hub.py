@@ -460,8 +460,8 @@ def usage_snippets(repo_id: str, arch, spec: InputSpec | None, num_labels: int |
                 "from transformers import pipeline",
                 "",
                 f'classify = pipeline("image-classification", model="{repo_id}", trust_remote_code=True)',
-                f"image = Image.fromarray((np.random.rand{array} * 255).astype(np.uint8), mode=\"{mode}\")"
-                f"  # a {height}×{width} {'grey' if channels == 1 else 'colour'} image",
+                f"image = Image.fromarray((np.random.rand{array} * 255).astype(np.uint8))"
+                f"  # {height}×{width} {'grey' if channels == 1 else 'colour'} pixels, like the training images",
                 "print(classify(image, top_k=3))",
             ]) + "\n")
     return snippets

@@ -221,6 +221,11 @@ def to_markdown(rows: list[ResultRow]) -> str:
         "docs/FINDINGS.md. *reproduced* is the recipe's `paper.reproduced`: what docs/FINDINGS.md",
         "concluded from those runs. The same table as CSV: docs/zoo_results.csv.",
         "",
+        "Each row comes from the recipe's top-level `paper:` block (title, citation, url, optional",
+        "bibtex, claim, metric: the metrics.json key compared, value: the paper's number or null,",
+        "reproduced: yes | partly | no | n/a, optional findings link), checked by",
+        "`zoo.results.validate_paper_block` whenever the recipe is loaded.",
+        "",
         "| recipe | architecture | parameters | data | metric | measured | paper | reproduced | command |",
         "|---|---|---:|---|---|---:|---|---|---|",
     ]
