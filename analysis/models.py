@@ -3,7 +3,8 @@
 ``load_model(name)`` accepts a Hub id (``HuggingFaceTB/SmolLM2-135M``, served from the local
 Hugging Face cache when offline), a local folder, a ``.gguf`` file, or a zoo id (a bare name
 such as ``g2gnet-fashion-mnist`` means the repo ``zooscope/<id>`` that ``zoo publish`` placed in
-the local cache). Remote code is trusted automatically only for ``zooscope/`` repos.
+the local cache). Remote code is trusted automatically only when ``zoo.hub.remote_code_trust``
+vouches for it: code byte-identical to the installed zooscope's, or a pinned revision.
 
 ``DecoderAdapter(model)`` gives every analysis tool the same view of a decoder-only language
 model, whatever its family: ``.layers``, ``.attn(l)``, ``.mlp(l)``, the norms, ``.final_norm``,
@@ -206,8 +207,8 @@ def load_model(
     decoder language models), ``"auto"`` (``AutoModel``, any architecture), or one of the task
     names in ``_TASKS``. ``device_map`` goes to accelerate's big-model loading
     (e.g. ``"auto"``); otherwise the model is moved to ``device`` (default CPU). Remote code is
-    trusted automatically only for ``zooscope/`` repos; elsewhere pass
-    ``trust_remote_code=True`` yourself. The model is returned in eval mode.
+    trusted automatically only when its code is byte-identical to the installed zooscope's (or
+    the revision is pinned); elsewhere pass ``trust_remote_code=True`` yourself. The model is returned in eval mode.
     """
     import transformers
 

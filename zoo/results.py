@@ -164,7 +164,9 @@ def measured_metrics(recipe, outputs_root: str | Path | None = None, cache_dir: 
     snapshot = cached_snapshot(recipe.repo_id, cache_dir=cache_dir)
     if snapshot is not None and (snapshot / "metrics.json").exists():
         metrics = json.loads((snapshot / "metrics.json").read_text())
-        return metrics.get("final") or {}, f"cache {recipe.repo_id}@{snapshot.name[:8]}", ""
+        diff = _run_differences(recipe, snapshot)  # the published recipe.yaml is the run's
+        note = "trained with overrides: " + ", ".join(diff) if diff else ""
+        return metrics.get("final") or {}, f"cache {recipe.repo_id}@{snapshot.name[:8]}", note
     return None, NOT_TRAINED, ""
 
 
