@@ -42,7 +42,7 @@ def test_paper_block_schema():
 
 def test_a_recipe_with_a_bad_paper_block_is_refused(tiny_recipe):
     assert load_recipe(tiny_recipe(paper=PAPER)).paper == PAPER
-    with pytest.raises(UserError, match=r"tiny-mlp-digits.yaml: paper.reproduced must be one of"):
+    with pytest.raises(UserError, match=r"paper.reproduced must be one of"):
         load_recipe(tiny_recipe(paper={**PAPER, "reproduced": "sort of"}))
 
 

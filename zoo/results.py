@@ -83,6 +83,11 @@ def validate_paper_block(block, where: str = "paper") -> dict:
     return out
 
 
+def paper_of(recipe) -> dict:
+    """A recipe's paper block, normalised ({} when it has none; the Recipe may hold None or {})."""
+    return validate_paper_block(recipe.paper) if recipe.paper else {}
+
+
 @dataclass
 class ResultRow:
     recipe: str
@@ -102,8 +107,9 @@ class ResultRow:
 
 def recipe_metric(recipe) -> str:
     """The metric a recipe is judged by: its paper block's, else its card's expected one, else accuracy."""
-    if recipe.paper.get("metric"):
-        return recipe.paper["metric"]
+    paper = paper_of(recipe)
+    if paper.get("metric"):
+        return paper["metric"]
     expected = recipe.card.get("expected") or {}
     return next(iter(expected), "eval_accuracy")
 
@@ -185,7 +191,7 @@ def collect_results(recipe_ids: list[str] | None = None, outputs_root: str | Pat
             measured = final.get(metric)
             if measured is None:
                 note = "; ".join(filter(None, [note, f"metrics have no {metric!r}"]))
-        paper = recipe.paper
+        paper = paper_of(recipe)
         source_path = recipe.source
         try:
             shown = source_path.resolve().relative_to(Path.cwd().resolve()).as_posix() if source_path else None
