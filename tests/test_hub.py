@@ -69,15 +69,16 @@ def test_publish_to_cache_and_load_by_name_offline(trained, tmp_path, hf_env):
     # republishing the same files gives the same revision
     assert publish(recipe, repo_dir=tmp_path / "repo", output_dir=out).revision == result.revision
 
-    from transformers import AutoModel
+    # the task class: AutoModel gives the backbone once the models area has split one off
+    from transformers import AutoModelForImageClassification
 
-    local = AutoModel.from_pretrained(out).eval()
+    local = AutoModelForImageClassification.from_pretrained(out).eval()
     x = torch.rand(3, 1, 8, 8)
     torch.save({"x": x}, tmp_path / "x.pt")
     code = f"""
 import json, torch
-from transformers import AutoModel
-model = AutoModel.from_pretrained("zooscope/tiny-mlp-digits", trust_remote_code=True).eval()
+from transformers import AutoModelForImageClassification
+model = AutoModelForImageClassification.from_pretrained("zooscope/tiny-mlp-digits", trust_remote_code=True).eval()
 x = torch.load(r"{tmp_path / 'x.pt'}", weights_only=True)["x"]
 print(json.dumps({{"module": type(model).__module__, "logits": model(pixel_values=x).logits.tolist()}}))
 """
