@@ -36,6 +36,8 @@ __all__ = [
     "first_tensor",
     "packaged_smollm2_gguf",
     "replace_first_tensor",
+    "as_adapter",
+    "ZOO_NAMESPACE",
 ]
 
 
@@ -59,6 +61,11 @@ class ModelSource:
         from zoo.hub import remote_code_trust
 
         return self.kind in ("hub", "zoo") and remote_code_trust(self.path)[0]
+
+    def trusted_at(self, revision: str | None) -> bool:
+        from zoo.hub import remote_code_trust
+
+        return self.kind in ("hub", "zoo") and remote_code_trust(self.path, revision)[0]
 
 
 @dataclass
@@ -200,6 +207,7 @@ def load_model(
     trust_remote_code: bool | None = None,
     task: str = "causal-lm",
     tokenizer: bool = True,
+    revision: str | None = None,
 ) -> LoadedModel:
     """Load a model and its tokenizer by name (Hub id, folder, ``.gguf`` file or zoo id).
 
@@ -208,7 +216,8 @@ def load_model(
     names in ``_TASKS``. ``device_map`` goes to accelerate's big-model loading
     (e.g. ``"auto"``); otherwise the model is moved to ``device`` (default CPU). Remote code is
     trusted automatically only when its code is byte-identical to the installed zooscope's (or
-    the revision is pinned); elsewhere pass ``trust_remote_code=True`` yourself. The model is returned in eval mode.
+    the revision is pinned); elsewhere pass ``trust_remote_code=True`` yourself. ``revision`` (a
+    branch, tag or commit) applies to Hub and zoo ids. The model is returned in eval mode.
     """
     import transformers
 
@@ -216,11 +225,13 @@ def load_model(
         raise UserError(f"unknown task {task!r}; choose one of {sorted(_TASKS)}")
     source = resolve_model_name(name)
     torch_dtype = _parse_dtype(dtype)
-    if trust_remote_code is None:
-        trust_remote_code = source.trusted
+    if trust_remote_code is None:  # a pinned revision is trusted: zoo.hub.remote_code_trust decides
+        trust_remote_code = source.trusted if revision is None else source.trusted_at(revision)
     common: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
     if source.gguf_file:
         common["gguf_file"] = source.gguf_file
+    if revision is not None and source.kind in ("hub", "zoo"):
+        common["revision"] = revision
 
     try:
         config = _from_pretrained(transformers.AutoConfig, source, **common)
@@ -230,7 +241,7 @@ def load_model(
             from zoo.hub import remote_code_trust
 
             message = (f"{source.name!r} needs its own code, not trusted automatically because "
-                       f"{remote_code_trust(source.path)[1]}; pass trust_remote_code=True "
+                       f"{remote_code_trust(source.path, revision)[1]}; pass trust_remote_code=True "
                        "(--trust-remote-code) if you trust it")
         raise UserError(f"could not load {source.name!r}: {message}") from None
     except OSError as error:
@@ -493,6 +504,22 @@ class DecoderAdapter:
             return getattr(self.layers[l], self.family.mlp_out)
         return self.mlp(l)
 
+    def hook_point(self, point: str, l: int) -> tuple[nn.Module, str]:
+        """Where the residual-stream ``point`` of layer ``l`` is seen (see analysis.hooks):
+        ``(module, "pre")`` for a module's input, ``(module, "post")`` for its output."""
+        if point == "resid_pre":
+            return self.layers[l], "pre"
+        if point == "attn_out":
+            return self.attn_contribution(l), "post"
+        if point == "resid_mid":
+            return self.mlp_norm(l), "pre"
+        if point == "mlp_out":
+            return self.mlp_contribution(l), "post"
+        if point == "resid_post":
+            return self.layers[l], "post"
+        raise ValueError(f"unknown residual-stream point {point!r} "
+                         "(resid_pre, attn_out, resid_mid, mlp_out, resid_post)")
+
     def sublayer(self, kind: str, l: int) -> nn.Module:
         if kind == "attn":
             return self.attn_contribution(l)
@@ -513,3 +540,8 @@ class DecoderAdapter:
     def __repr__(self) -> str:
         return (f"DecoderAdapter({self.family_name}, {self.num_layers} layers, "
                 f"hidden {self.hidden_size})")
+
+
+def as_adapter(model) -> DecoderAdapter:
+    """``model`` itself when it is a DecoderAdapter, else a new adapter on it."""
+    return model if isinstance(model, DecoderAdapter) else DecoderAdapter(model)
