@@ -508,7 +508,7 @@ def model_card(recipe: Recipe, arch, metrics: dict, files_sha256: dict[str, str]
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     card = recipe.card
-    from .results import paper_of
+    from .paper import paper_of
 
     paper = paper_of(recipe)
     task = card.get("task") or getattr(arch, "task", None) or AUTO_CLASS_TO_PIPELINE_TAG.get(arch.task_auto_class or "")

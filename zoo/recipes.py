@@ -165,7 +165,7 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
 
 
 def _paper_block(block, path) -> dict:
-    from .results import validate_paper_block
+    from .paper import validate_paper_block
 
     return validate_paper_block(block, where=f"{path}: paper") if block is not None else {}
 

@@ -17,75 +17,25 @@ the recipe's top-level ``paper:`` block, whose schema `validate_paper_block` che
       reproduced: yes | partly | no | n/a
       findings: docs/FINDINGS.md#...   # optional
 
-This module imports only the standard library at import time: zoo.recipes calls
-`validate_paper_block` while loading every recipe.
+`validate_paper_block` lives in zoo.paper (re-exported here), below zoo.recipes in the import
+graph: recipes check the block while loading, and this table imports recipes.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import math
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .paper import PAPER_OPTIONAL, PAPER_REQUIRED, REPRODUCED, paper_of, validate_paper_block  # noqa: F401 (re-exported)
 
-PAPER_REQUIRED = ("title", "citation", "url", "claim", "metric", "value", "reproduced")
-PAPER_OPTIONAL = ("bibtex", "findings")
-REPRODUCED = ("yes", "partly", "no", "n/a")
 NOT_TRAINED = "not trained"
 DEFAULT_MD = Path("docs/ZOO.md")
 DEFAULT_CSV = Path("docs/zoo_results.csv")
 CSV_COLUMNS = ("recipe", "architecture", "parameters", "data", "metric", "measured", "measured_from",
                "paper_value", "paper", "paper_url", "reproduced", "note", "command")
-
-
-def validate_paper_block(block, where: str = "paper") -> dict:
-    """Check a recipe's ``paper:`` block and return it normalised (``reproduced`` as a string).
-
-    Raises UserError naming the field for a missing or malformed entry. YAML 1.1 reads a bare
-    ``yes`` / ``no`` as a boolean; both spellings are accepted.
-    """
-    if not isinstance(block, dict):
-        raise UserError(f"{where} must be a mapping with {', '.join(PAPER_REQUIRED)}, got {type(block).__name__}")
-    unknown = sorted(set(block) - set(PAPER_REQUIRED) - set(PAPER_OPTIONAL))
-    if unknown:
-        import difflib
-
-        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, PAPER_REQUIRED + PAPER_OPTIONAL, 1))
-                 else k for k in unknown]
-        raise UserError(f"{where}: unknown field(s) {', '.join(hints)}; fields: {', '.join(PAPER_REQUIRED + PAPER_OPTIONAL)}")
-    missing = [k for k in PAPER_REQUIRED if k not in block]
-    if missing:
-        raise UserError(f"{where}: missing field(s) {', '.join(missing)} (value may be null when the paper has no number)")
-    out = dict(block)
-    for key in ("title", "citation", "url", "claim", "metric"):
-        if not isinstance(out[key], str) or not out[key].strip():
-            raise UserError(f"{where}.{key} must be a non-empty string, got {out[key]!r}")
-    if not re.match(r"https?://", out["url"]):
-        raise UserError(f"{where}.url must be an http(s) link, got {out['url']!r}")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", out["metric"]):
-        raise UserError(f"{where}.metric must be a metrics.json key such as eval_accuracy, got {out['metric']!r}")
-    value = out["value"]
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-        raise UserError(f"{where}.value must be a number or null, got {value!r}")
-    reproduced = out["reproduced"]
-    if isinstance(reproduced, bool):
-        reproduced = "yes" if reproduced else "no"
-    if reproduced not in REPRODUCED:
-        raise UserError(f"{where}.reproduced must be one of {', '.join(REPRODUCED)}, got {out['reproduced']!r}")
-    out["reproduced"] = reproduced
-    for key in PAPER_OPTIONAL:
-        if key in out and out[key] is not None and not isinstance(out[key], str):
-            raise UserError(f"{where}.{key} must be a string, got {out[key]!r}")
-    return out
-
-
-def paper_of(recipe) -> dict:
-    """A recipe's paper block, normalised ({} when it has none; the Recipe may hold None or {})."""
-    return validate_paper_block(recipe.paper) if recipe.paper else {}
 
 
 @dataclass
