@@ -391,6 +391,13 @@ def test_remote_code_trust_compares_the_code_with_the_installed_package(trained,
         load_pretrained("tiny-mlp-digits")
     # a pinned revision is the caller's explicit choice of exactly this code
     assert remote_code_trust("zooscope/tiny-mlp-digits", revision=result.revision)[0]
+    # the CLI: one line saying why; the explicit flag runs it
+    proc = run(["zoo", "evaluate", "tiny-mlp-digits"], env=hf_env, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "modeling_mlp.py differ" in proc.stderr
+    proc = run(["zoo", "evaluate", "tiny-mlp-digits", "--trust-remote-code"], env=hf_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["model"] == "zooscope/tiny-mlp-digits"
     # a code file that is not ours, or one that is missing (it would be fetched unverified)
     modeling.unlink()
     modeling.symlink_to(os.path.relpath(Path(result.repo_dir) / "modeling_mlp.py", snapshot))

@@ -51,18 +51,18 @@ def cmd_publish(args) -> int:
     return 0
 
 
-def _published_recipe(repo_id: str):
+def _published_recipe(repo_id: str, revision: str | None = None):
     """The recipe a published repo was trained with (its recipe.yaml), else the local recipe of that id."""
     from .hub import cached_snapshot, hub_reachable
     from .recipes import list_recipes, load_recipe
 
-    snapshot = cached_snapshot(repo_id)
+    snapshot = cached_snapshot(repo_id, revision)
     path = snapshot / "recipe.yaml" if snapshot is not None else None
     if (path is None or not path.is_file()) and hub_reachable():
         from huggingface_hub import hf_hub_download
 
         try:
-            path = Path(hf_hub_download(repo_id, "recipe.yaml"))
+            path = Path(hf_hub_download(repo_id, "recipe.yaml", revision=revision))
         except Exception:  # noqa: BLE001 - no recipe.yaml on the Hub: fall back on the local recipe
             path = None
     if path is not None and path.is_file():
@@ -84,9 +84,9 @@ def cmd_evaluate(args) -> int:
     from .training import TensorBatches, evaluate, whole_batch
     from .training.loop import model_input_columns
 
-    model = load_pretrained(args.name)
+    model = load_pretrained(args.name, trust_remote_code=True if args.trust_remote_code else None, revision=args.revision)
     repo_id = args.name if "/" in args.name else recipe_repo_prefix() + args.name
-    recipe = _published_recipe(repo_id)
+    recipe = _published_recipe(repo_id, args.revision)
     split = recipe.data.get("eval_split", recipe.training.get("eval_split", "test"))
     dataset = data.load(recipe.data_name, split=split, **recipe.data_params)
     if len(dataset) == 0:
@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="load a published checkpoint by name and evaluate it on its recipe's data")
     p.add_argument("name", help="zooscope/<id> or <id>")
+    p.add_argument("--revision", help="a branch, tag or 40-hex commit (a pinned commit's code is trusted)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the repo's code even when it differs from the installed zooscope's")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("results", help="write docs/ZOO.md and docs/zoo_results.csv: every recipe, our number beside the paper's")

@@ -834,7 +834,8 @@ def load_pretrained(name: str, trust_remote_code: bool | None = None, revision: 
         trusted, why = remote_code_trust(repo_id, revision)
         if not trusted:
             raise UserError(f"not running the code of {repo_id!r} automatically: {why}; pass "
-                            "trust_remote_code=True (or a pinned 40-hex revision) if you trust it")
+                            "trust_remote_code=True (zoo evaluate --trust-remote-code) or a pinned 40-hex "
+                            "revision if you trust it")
         trust_remote_code = True
     check_cached_weights(repo_id, revision)
     if not hub_reachable():
