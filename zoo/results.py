@@ -123,6 +123,13 @@ def measured_metrics(recipe, outputs_root: str | Path | None = None, cache_dir: 
         diff = _run_differences(recipe, snapshot)  # the published recipe.yaml is the run's
         note = "trained with overrides: " + ", ".join(diff) if diff else ""
         return metrics.get("final") or {}, f"cache {recipe.repo_id}@{snapshot.name[:8]}", note
+    if snapshot is not None and (snapshot / "README.md").exists():  # a card without metrics.json: its model-index
+        from huggingface_hub import ModelCard
+
+        results = ModelCard.load(snapshot / "README.md").data.eval_results or []
+        final = {r.metric_name: r.metric_value for r in results if r.metric_name}
+        if final:
+            return final, f"card {recipe.repo_id}@{snapshot.name[:8]}", "from the card's model-index (4 decimals)"
     return None, NOT_TRAINED, ""
 
 
