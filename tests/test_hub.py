@@ -478,3 +478,42 @@ def test_list_models_pretrained_lists_only_published_ids(trained, tmp_path, hf_e
     storage = Path(hf_env["HF_HUB_CACHE"]) / "models--zooscope--tiny-mlp-digits"
     (storage / "refs" / "main").write_text("0" * 40)
     assert zoo.list_models(pretrained=True) == []
+
+
+def test_the_network_probe_switches_offline_once_and_back(monkeypatch):
+    """No network: one probe, then offline mode (no 29 s retries); the network back: it is lifted again."""
+    import socket
+
+    import huggingface_hub.constants as constants
+
+    import zoo.hub as hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_REACHABLE", {})
+    monkeypatch.setattr(hub, "_SWITCHED_OFFLINE", False)
+    probes = []
+
+    def no_network(address, timeout):
+        probes.append(address)
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    assert hub.hub_reachable() is False and hub.hub_reachable() is False
+    assert len(probes) == 1 and probes[0][0] == "huggingface.co"  # once per process, not per call
+    assert constants.HF_HUB_OFFLINE is True and hub.os.environ["HF_HUB_OFFLINE"] == "1"
+    monkeypatch.setattr(hub, "REPROBE_AFTER_S", 0.0)
+
+    class Connection:
+        def close(self):
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout: Connection())
+    assert hub.hub_reachable() is True
+    assert constants.HF_HUB_OFFLINE is False and "HF_HUB_OFFLINE" not in hub.os.environ
+    # the user's own HF_HUB_OFFLINE=1 is never probed past
+    monkeypatch.setattr(hub, "_REACHABLE", {})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    assert hub.hub_reachable() is False and len(probes) == 1

@@ -99,7 +99,9 @@ def safetensors_size_problem(path: Path) -> str | None:
 # Network: probe once, then fail fast
 # --------------------------------------------------------------------------------------------
 
-_REACHABLE: dict[str, bool] = {}
+_REACHABLE: dict[str, tuple[bool, float]] = {}  # endpoint -> (reachable, when probed)
+_SWITCHED_OFFLINE = False  # whether this module (not the user) turned offline mode on
+REPROBE_AFTER_S = 300.0  # a long-running process (a Space) notices the network coming back
 
 
 def _env_true(name: str) -> bool:
@@ -112,28 +114,41 @@ def hub_reachable(timeout: float = 1.5) -> bool:
     Without a network huggingface_hub retries every request for ~29 s before giving up. One
     probe (DNS + connect to the endpoint, or to the proxy when one is set) answers in well under
     a second; when it fails the process switches huggingface_hub and transformers to offline
-    mode, so every later miss is a local-cache miss that returns at once.
+    mode, so every later miss is a local-cache miss that returns at once. A failed probe is
+    repeated after REPROBE_AFTER_S, and offline mode is lifted again if this module set it.
     """
+    import time
+
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE or _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE"):
-        return False
+    global _SWITCHED_OFFLINE
     endpoint = constants.ENDPOINT
-    if endpoint not in _REACHABLE:
-        import socket
-        from urllib.parse import urlparse
+    known = _REACHABLE.get(endpoint)
+    if known is not None and (known[0] or time.monotonic() - known[1] < REPROBE_AFTER_S):
+        return known[0]
+    if not _SWITCHED_OFFLINE and (constants.HF_HUB_OFFLINE or _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")):
+        return False  # the user's choice: no probe at all
+    import socket
+    from urllib.parse import urlparse
 
-        proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or os.environ.get("ALL_PROXY")
-        target = urlparse(proxy if proxy and "://" in proxy else (f"http://{proxy}" if proxy else endpoint))
-        port = target.port or (443 if target.scheme == "https" else 80)
-        try:
-            socket.create_connection((target.hostname, port), timeout=timeout).close()
-            _REACHABLE[endpoint] = True
-        except OSError:
-            _REACHABLE[endpoint] = False
-            constants.HF_HUB_OFFLINE = True  # read at call time by huggingface_hub and transformers
-            os.environ["HF_HUB_OFFLINE"] = "1"  # and by subprocesses / code that reads the environment
-    return _REACHABLE[endpoint]
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or os.environ.get("ALL_PROXY")
+    target = urlparse(proxy if proxy and "://" in proxy else (f"http://{proxy}" if proxy else endpoint))
+    port = target.port or (443 if target.scheme == "https" else 80)
+    try:
+        socket.create_connection((target.hostname, port), timeout=timeout).close()
+        reachable = True
+    except (OSError, ValueError):
+        reachable = False
+    _REACHABLE[endpoint] = (reachable, time.monotonic())
+    if not reachable and not _SWITCHED_OFFLINE:
+        constants.HF_HUB_OFFLINE = True  # read at call time by huggingface_hub and transformers
+        os.environ["HF_HUB_OFFLINE"] = "1"  # and by subprocesses / code that reads the environment
+        _SWITCHED_OFFLINE = True
+    elif reachable and _SWITCHED_OFFLINE:
+        constants.HF_HUB_OFFLINE = False
+        os.environ.pop("HF_HUB_OFFLINE", None)
+        _SWITCHED_OFFLINE = False
+    return reachable
 
 
 # --------------------------------------------------------------------------------------------
