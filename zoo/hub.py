@@ -433,8 +433,9 @@ def input_spec(recipe: Recipe, arch) -> InputSpec | None:
 def _example_tensor(spec: InputSpec, batch: int) -> str:
     shape = ", ".join(str(s) for s in (batch, *spec.shape))
     if spec.low >= 0.0 and spec.high <= 1.0:
-        return f"torch.rand({shape})  # uniform in [0, 1), the range of the training data"
-    return f"torch.randn({shape}) * {spec.std:.3g} + {spec.mean:.3g}  # the training data's mean and std"
+        return f"torch.rand({shape})  # uniform in [0, 1), the range of the recipe's data"
+    sign = "+" if spec.mean >= 0 else "-"
+    return f"torch.randn({shape}) * {spec.std:.3g} {sign} {abs(spec.mean):.3g}  # the evaluation data's mean and std"
 
 
 def usage_snippets(repo_id: str, arch, spec: InputSpec | None, num_labels: int | None,
