@@ -3,7 +3,8 @@
 ``load_model(name)`` accepts a Hub id (``HuggingFaceTB/SmolLM2-135M``, served from the local
 Hugging Face cache when offline), a local folder, a ``.gguf`` file, or a zoo id (a bare name
 such as ``g2gnet-fashion-mnist`` means the repo ``zooscope/<id>`` that ``zoo publish`` placed in
-the local cache). Remote code is trusted automatically only for ``zooscope/`` repos.
+the local cache). Remote code is trusted automatically only when ``zoo.hub.remote_code_trust``
+vouches for it: code byte-identical to the installed zooscope's, or a pinned revision.
 
 ``DecoderAdapter(model)`` gives every analysis tool the same view of a decoder-only language
 model, whatever its family: ``.layers``, ``.attn(l)``, ``.mlp(l)``, the norms, ``.final_norm``,
@@ -56,8 +57,15 @@ class ModelSource:
 
     @property
     def trusted(self) -> bool:
-        """Our own code: repos under ``zooscope/``."""
-        return self.kind in ("hub", "zoo") and self.path.startswith(ZOO_NAMESPACE + "/")
+        """Code identical to the installed zooscope's, or a pinned revision (zoo.hub.remote_code_trust)."""
+        from zoo.hub import remote_code_trust
+
+        return self.kind in ("hub", "zoo") and remote_code_trust(self.path)[0]
+
+    def trusted_at(self, revision: str | None) -> bool:
+        from zoo.hub import remote_code_trust
+
+        return self.kind in ("hub", "zoo") and remote_code_trust(self.path, revision)[0]
 
 
 @dataclass
@@ -170,7 +178,9 @@ def _from_pretrained(factory, source: ModelSource, **kwargs):
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+    from zoo.hub import hub_reachable  # one quick probe: no network means offline, not 29 s of retries
+
+    return not hub_reachable() or any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
@@ -205,9 +215,9 @@ def load_model(
     decoder language models), ``"auto"`` (``AutoModel``, any architecture), or one of the task
     names in ``_TASKS``. ``device_map`` goes to accelerate's big-model loading
     (e.g. ``"auto"``); otherwise the model is moved to ``device`` (default CPU). Remote code is
-    trusted automatically only for ``zooscope/`` repos; elsewhere pass
-    ``trust_remote_code=True`` yourself. ``revision`` (a branch, tag or commit) applies to Hub
-    and zoo ids. The model is returned in eval mode.
+    trusted automatically only when its code is byte-identical to the installed zooscope's (or
+    the revision is pinned); elsewhere pass ``trust_remote_code=True`` yourself. ``revision`` (a
+    branch, tag or commit) applies to Hub and zoo ids. The model is returned in eval mode.
     """
     import transformers
 
@@ -215,8 +225,8 @@ def load_model(
         raise UserError(f"unknown task {task!r}; choose one of {sorted(_TASKS)}")
     source = resolve_model_name(name)
     torch_dtype = _parse_dtype(dtype)
-    if trust_remote_code is None:
-        trust_remote_code = source.trusted
+    if trust_remote_code is None:  # a pinned revision is trusted: zoo.hub.remote_code_trust decides
+        trust_remote_code = source.trusted if revision is None else source.trusted_at(revision)
     common: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
     if source.gguf_file:
         common["gguf_file"] = source.gguf_file
@@ -228,7 +238,10 @@ def load_model(
     except ValueError as error:  # unknown model_type, remote code refused, bad GGUF ...
         message = str(error).splitlines()[0][:300]
         if "trust_remote_code" in str(error):
-            message = (f"{source.name!r} needs its own code; pass trust_remote_code=True "
+            from zoo.hub import remote_code_trust
+
+            message = (f"{source.name!r} needs its own code, not trusted automatically because "
+                       f"{remote_code_trust(source.path, revision)[1]}; pass trust_remote_code=True "
                        "(--trust-remote-code) if you trust it")
         raise UserError(f"could not load {source.name!r}: {message}") from None
     except OSError as error:

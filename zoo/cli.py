@@ -4,29 +4,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def cmd_list(args) -> int:
     from . import data
-    from .hub import recipe_repo_prefix
-    from .recipes import list_recipes, load_recipe
+    from .hub import published_ids, recipe_repo_prefix
+    from .recipes import load_recipe
     from .registry import get_architecture, list_models
 
-    from huggingface_hub import scan_cache_dir
-
-    try:
-        cached = {repo.repo_id for repo in scan_cache_dir().repos}
-    except Exception:  # no cache yet
-        cached = set()
+    published = set(published_ids())
     print("architectures:")
     for name in list_models(args.pattern):
         arch = get_architecture(name)
         print(f"  {name:<20} {arch.task_auto_class or 'AutoModel':<34} {arch.description}")
-    print("recipes (published checkpoints):")
-    for recipe_id in list_models(args.pattern, pretrained=True):
+    print("recipes:")
+    for recipe_id in list_models(args.pattern, recipes=True):
         recipe = load_recipe(recipe_id)
-        where = "in local cache" if recipe.repo_id in cached else "not published here"
+        where = "published" if recipe_id in published else "not published here"
         print(f"  {recipe_id:<32} {recipe.architecture:<16} {recipe.data_name:<20} {recipe_repo_prefix()}{recipe_id} ({where})")
+    others = sorted(published - set(list_models(recipes=True)))
+    if others:
+        print("published checkpoints without a recipe here:", ", ".join(others))
     print("data sets:", ", ".join(data.list_datasets()))
     return 0
 
@@ -44,45 +43,72 @@ def cmd_publish(args) -> int:
     result = publish(args.recipe, push=args.push, repo_dir=args.repo_dir, output_dir=args.output_dir)
     print(f"repo folder:  {result.repo_dir}")
     print(f"local cache:  {result.repo_id} @ {result.revision}")
+    if result.overrides:
+        print(f"note:         the run used overrides of the recipe ({' '.join(result.overrides)}); the card says so")
     if result.url:
         print(f"pushed:       {result.url}")
     print(f'load it:      AutoModel.from_pretrained("{result.repo_id}", trust_remote_code=True)')
     return 0
 
 
+def _published_recipe(repo_id: str, revision: str | None = None):
+    """The recipe a published repo was trained with (its recipe.yaml), else the local recipe of that id."""
+    from .hub import cached_snapshot, hub_reachable
+    from .recipes import list_recipes, load_recipe
+
+    snapshot = cached_snapshot(repo_id, revision)
+    path = snapshot / "recipe.yaml" if snapshot is not None else None
+    if (path is None or not path.is_file()) and hub_reachable():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(repo_id, "recipe.yaml", revision=revision))
+        except Exception:  # noqa: BLE001 - no recipe.yaml on the Hub: fall back on the local recipe
+            path = None
+    if path is not None and path.is_file():
+        return load_recipe(path)
+    short = repo_id.split("/")[-1]
+    if short in list_recipes():
+        return load_recipe(short)
+    from .errors import UserError
+
+    raise UserError(f"{repo_id} has no recipe.yaml and there is no recipe {short!r} here: cannot tell what data to evaluate on")
+
+
 def cmd_evaluate(args) -> int:
-    from huggingface_hub import hf_hub_download
     from torch.utils.data import DataLoader
 
     from . import data
     from .errors import UserError
     from .hub import load_pretrained, recipe_repo_prefix
-    from .recipes import Recipe, load_recipe
     from .training import TensorBatches, evaluate, whole_batch
     from .training.loop import model_input_columns
 
-    import yaml
-
-    model = load_pretrained(args.name)
+    model = load_pretrained(args.name, trust_remote_code=True if args.trust_remote_code else None, revision=args.revision)
     repo_id = args.name if "/" in args.name else recipe_repo_prefix() + args.name
-    try:
-        raw = yaml.safe_load(open(hf_hub_download(repo_id, "recipe.yaml")))
-        recipe = Recipe(**{k: raw.get(k) or {} for k in ("config", "data", "training", "card")},
-                        id=raw["id"], architecture=raw["architecture"])
-    except Exception:
-        recipe = load_recipe(repo_id.split("/")[-1])
+    recipe = _published_recipe(repo_id, args.revision)
     split = recipe.data.get("eval_split", recipe.training.get("eval_split", "test"))
     dataset = data.load(recipe.data_name, split=split, **recipe.data_params)
-    batches = DataLoader(TensorBatches(dataset, model_input_columns(model, dataset)), batch_size=1024, collate_fn=whole_batch)
     if len(dataset) == 0:
         raise UserError("evaluation split is empty")
+    batches = DataLoader(TensorBatches(dataset, model_input_columns(model, dataset)), batch_size=1024, collate_fn=whole_batch)
     metrics = evaluate(model, batches)
     print(json.dumps({"model": repo_id, "data": recipe.data_name, "split": split, **metrics}, indent=2))
     return 0
 
 
+def cmd_results(args) -> int:
+    from .results import collect_results, write_results
+
+    rows = collect_results(outputs_root=args.outputs)
+    md, csv_path = write_results(args.out, args.csv, rows=rows)
+    trained = sum(r.measured is not None for r in rows)
+    print(f"{len(rows)} recipes ({trained} with a measured number) -> {md}, {csv_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="zooscope's model zoo: list, train, publish, evaluate.")
+    parser = argparse.ArgumentParser(prog="zoo", description="zooscope's model zoo: list, train, publish, evaluate, results.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("list", help="architectures, recipes (published checkpoints) and data sets")
@@ -106,7 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="load a published checkpoint by name and evaluate it on its recipe's data")
     p.add_argument("name", help="zooscope/<id> or <id>")
+    p.add_argument("--revision", help="a branch, tag or 40-hex commit (a pinned commit's code is trusted)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the repo's code even when it differs from the installed zooscope's")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("results", help="write docs/ZOO.md and docs/zoo_results.csv: every recipe, our number beside the paper's")
+    p.add_argument("--out", default="docs/ZOO.md", help="the markdown table (default: docs/ZOO.md)")
+    p.add_argument("--csv", default="docs/zoo_results.csv", help="the same table as CSV (default: docs/zoo_results.csv)")
+    p.add_argument("--outputs", help="folder holding <id>/metrics.json for each recipe (default: each recipe's output_dir)")
+    p.set_defaults(func=cmd_results)
     return parser
 
 

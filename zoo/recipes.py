@@ -264,13 +264,10 @@ def _validate(recipe: Recipe) -> None:
     _check_config_keys(recipe)  # raises UserError on an unknown architecture too
     build_config(recipe.architecture, **recipe.config)  # raises UserError on a bad value
     zoo_data.dataset_parameters(recipe.data_name)  # raises UserError on an unknown data set
-    if recipe.paper is not None:
-        try:  # the paper: block's rules belong to the results table
-            from .results import validate_paper_block
-        except ImportError:
-            pass
-        else:
-            validate_paper_block(recipe.paper)
+    if recipe.paper is not None:  # the paper: block's rules belong to the results table (zoo.paper, below recipes)
+        from .paper import validate_paper_block
+
+        recipe.paper = validate_paper_block(recipe.paper, where=f"{recipe.source}: paper" if recipe.source else "paper")
     t = recipe.training
     for key in ("epochs", "eval_batch_size", "seed", "warmup_steps", "keep_checkpoints"):
         if not _is_int(t[key]) or t[key] < 0:

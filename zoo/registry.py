@@ -96,13 +96,19 @@ def list_architectures(pattern: str | None = None) -> list[str]:
     return sorted(n for n in _REGISTRY if pattern is None or fnmatch.fnmatch(n, pattern))
 
 
-def list_models(pattern: str | None = None, pretrained: bool = False) -> list[str]:
-    """Architecture names, or with ``pretrained=True`` the ids of the published recipes."""
-    if not pretrained:
-        return list_architectures(pattern)
-    from .recipes import list_recipes
+def list_models(pattern: str | None = None, pretrained: bool = False, recipes: bool = False) -> list[str]:
+    """Architecture names; with ``pretrained=True`` the ids actually published (a complete snapshot in
+    the local Hugging Face cache, or on the Hub when it is reachable); with ``recipes=True`` the
+    recipe ids (hub_configs/), published or not."""
+    if pretrained:
+        from .hub import published_ids
 
-    return sorted(r for r in list_recipes() if pattern is None or fnmatch.fnmatch(r, pattern))
+        return published_ids(pattern)
+    if recipes:
+        from .recipes import list_recipes
+
+        return sorted(r for r in list_recipes() if pattern is None or fnmatch.fnmatch(r, pattern))
+    return list_architectures(pattern)
 
 
 def build_config(name: str, **overrides) -> PretrainedConfig:
