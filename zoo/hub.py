@@ -64,7 +64,7 @@ def _model_card(recipe: Recipe, arch, metrics: dict, weights_sha256: str) -> str
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     card = recipe.card
-    task = card.get("task") or AUTO_CLASS_TO_PIPELINE_TAG.get(arch.task_auto_class or "", None)
+    task = card.get("task") or arch.task  # the registry's pipeline tag (two_layer_mlp: tabular-classification)
     final = metrics.get("final", {})
     datasets = card.get("datasets") or []
     eval_results = [
@@ -146,7 +146,8 @@ def export_repo(recipe: Recipe | str | Path, repo_dir: str | Path | None = None,
         raise UserError(f"no trained model in {output_dir}; train it first with: accelerate launch train.py {source}")
     check_safetensors(weights)
     config = json.loads((output_dir / "config.json").read_text())
-    config["auto_map"] = arch.auto_map
+    config = arch.export_config(config)  # + auto_map and min_transformers_version (zoo.registry)
+    processor_config = arch.preprocessor_config(config)  # image classifiers: for pipeline()/AutoImageProcessor
     metrics_path = output_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
 
@@ -157,6 +158,8 @@ def export_repo(recipe: Recipe | str | Path, repo_dir: str | Path | None = None,
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         for code_file in arch.code_files:
             shutil.copyfile(code_file, tmp / code_file.name)
+        if processor_config:
+            (tmp / "preprocessor_config.json").write_text(json.dumps(processor_config, indent=2, sort_keys=True) + "\n")
         shutil.copyfile(weights, tmp / "model.safetensors")
         if metrics:
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -243,11 +246,16 @@ def load_pretrained(name: str, **kwargs):
 
     Our own repos carry our own modeling code, so trust_remote_code is on for them only.
     """
-    from transformers import AutoModel
+    from transformers import AutoConfig
+
+    from .registry import auto_class_for
 
     repo_id = name if "/" in name else f"{recipe_repo_prefix()}{name}"
+    trust = repo_id.startswith(recipe_repo_prefix())
     try:
-        return AutoModel.from_pretrained(repo_id, trust_remote_code=repo_id.startswith(recipe_repo_prefix()), **kwargs)
+        # AutoModel gives the backbone; the task model (with its head) comes from the task Auto class
+        auto = auto_class_for(AutoConfig.from_pretrained(repo_id, trust_remote_code=trust))
+        return auto.from_pretrained(repo_id, trust_remote_code=trust, **kwargs)
     except OSError as error:
         raise UserError(f"cannot load {repo_id!r}: {str(error).splitlines()[0]} "
                         f"(publish it first: zoo publish {repo_id.split('/')[-1]})") from None

@@ -190,13 +190,22 @@ def register(arch: Architecture) -> None:
 
 def auto_class_for(config) -> type:
     """The transformers Auto class that loads the task model of a zoo config (an instance or a
-    config.json dict): its architecture's task Auto class when the repo maps it (round-1 repos of
-    two_layer_mlp map only AutoModel, to their whole network), else AutoModel."""
-    model_type = config.get("model_type") if isinstance(config, dict) else getattr(config, "model_type", None)
-    auto_map = (config.get("auto_map") if isinstance(config, dict) else getattr(config, "auto_map", None)) or {}
+    config.json dict), not the backbone AutoModel returns.
+
+    That is the architecture's task Auto class, except for a repo run as remote code that maps
+    no such class (round-1 repos of two_layer_mlp map only AutoModel, to their whole network).
+    A config of a class registered here means transformers uses the registered classes, which
+    have the task class.
+    """
+    is_dict = isinstance(config, dict)
+    model_type = config.get("model_type") if is_dict else getattr(config, "model_type", None)
+    auto_map = (config.get("auto_map") if is_dict else getattr(config, "auto_map", None)) or {}
     arch = _REGISTRY.get(model_type)
     name = arch.task_auto_class if arch is not None else None
-    if name and (not auto_map or name in auto_map):
+    if not name:
+        return AutoModel
+    local = not is_dict and isinstance(config, arch.config_class)
+    if local or not auto_map or name in auto_map:
         return getattr(transformers, name)
     return AutoModel
 
