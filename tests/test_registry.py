@@ -604,6 +604,8 @@ OLDEST_TRANSFORMERS = "4.46.*"
 def old_transformers_venv(tmp_path_factory):
     """A plain venv (no system site-packages: it must not see the new transformers) with torch
     from the local wheel cache and the oldest supported transformers from PyPI."""
+    if os.environ.get("ZOO_OLD_TRANSFORMERS_PYTHON"):  # a venv built so before (CI caches it)
+        return Path(os.environ["ZOO_OLD_TRANSFORMERS_PYTHON"])
     venv = tmp_path_factory.mktemp("venv-transformers-old")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
@@ -633,7 +635,8 @@ if {bool(arch.image_processor_class)!r}:
     from PIL import Image
     from transformers import pipeline
     Image.new("RGB", (20, 30), (200, 10, 90)).save(r"{tmp_path / 'p.png'}")
-    out["pipeline"] = pipeline("{arch.task}", model=repo, trust_remote_code=True)(r"{tmp_path / 'p.png'}")
+    # transformers 4.x loads an image processor only for its own model types: name it
+    out["pipeline"] = pipeline("{arch.task}", model=repo, image_processor=repo, trust_remote_code=True)(r"{tmp_path / 'p.png'}")
 print(json.dumps(out))
 """
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
