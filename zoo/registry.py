@@ -105,8 +105,12 @@ class Architecture:
     @property
     def requirement_note(self) -> str:
         """One sentence for the model card."""
-        return (f"Needs `transformers>={self.min_transformers_version}` (4.x and 5.x) and torch; "
+        note = (f"Needs `transformers>={self.min_transformers_version}` (4.x and 5.x) and torch; "
                 "the modeling code ships with the repo, so zooscope need not be installed.")
+        if self.image_processor_class is not None:
+            note += (" The image processor needs Pillow; on transformers 4.x name it in the pipeline call "
+                     "(`image_processor=<repo id>`), 5.x finds it by itself.")
+        return note
 
     def export_config(self, config: dict) -> dict:
         """config.json as published: the saved config plus `auto_map` and the transformers requirement."""

@@ -15,7 +15,7 @@ except ImportError:  # transformers 4.x: from_pretrained makes torch.nn.init's f
     from torch.nn import init
 
 # The oldest transformers these files are tested with (tests/test_registry.py, the slow venv test).
-MIN_TRANSFORMERS_VERSION = "4.46.0"
+MIN_TRANSFORMERS_VERSION = "4.40.0"
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 
