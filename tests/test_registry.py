@@ -179,6 +179,7 @@ def test_remote_code_loads_without_zoo(name, tmp_path, hf_env):
     config = json.loads((repo / "config.json").read_text())
     assert config["auto_map"] == arch.auto_map
     assert config["min_transformers_version"] == arch.min_transformers_version
+    assert f"transformers>={arch.min_transformers_version}" in arch.requirement_note
     assert sorted(p.name for p in repo.glob("*.py")) == sorted(p.name for p in arch.code_files)
     x = main_input(model)
     torch.save({"x": x}, tmp_path / "x.pt")
@@ -211,6 +212,21 @@ print(json.dumps({{"base": type(base).__name__, "head": type(head).__name__,
         assert got["tuple"] == "tuple"
         torch.testing.assert_close(torch.tensor(got["logits"]), model(**{model.main_input_name: x}).logits,
                                    rtol=1e-6, atol=1e-6)
+
+
+def test_create_model_pretrained_gives_the_task_model(tmp_path, hf_env):
+    """create_model(recipe_id, pretrained=True) loads the published repo's task model (logits),
+    not the backbone AutoModel now returns."""
+    from zoo.hub import publish_to_cache
+    from zoo.recipes import load_recipe
+
+    recipe = load_recipe("two-layer-mlp-xor-cluster")
+    model, repo, _ = export_tiny("two_layer_mlp", tmp_path, config=recipe.config)
+    publish_to_cache(repo, recipe.repo_id)
+    loaded = zoo.create_model(recipe.id, pretrained=True).eval()
+    assert type(loaded).__name__ == "TwoLayerMLPForClassification"
+    x = main_input(model)
+    torch.testing.assert_close(loaded(input_features=x).logits, model(input_features=x).logits, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", PIPELINE_ARCHITECTURES)
