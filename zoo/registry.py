@@ -44,13 +44,25 @@ class Architecture:
     paper: str  # BibTeX of the family's paper
     tiny_config: dict = field(default_factory=dict)  # small enough for tests
     base_model_class: type[PreTrainedModel] | None = None  # the backbone, what AutoModel returns
-    image_processor_class: type | None = None  # exported as preprocessor_config.json
+    # exported as preprocessor_config.json; a class, or "module.Class" in the folder (imported on
+    # first use: Pillow and transformers' image code need not load with `import zoo`)
+    image_processor_class: type | str | None = None
     pipeline_tag: str | None = None  # the Hub task; default from task_auto_class
 
     @property
     def backbone_class(self) -> type[PreTrainedModel]:
         """What AutoModel returns: the backbone, or the model itself for a one-class architecture."""
         return self.base_model_class or self.model_class
+
+    @property
+    def processor_class(self) -> type | None:
+        """The image processor class (imported now if the folder named it by a string)."""
+        ref = self.image_processor_class
+        if isinstance(ref, str):
+            module, _, name = ref.rpartition(".")
+            package = self.config_class.__module__.rsplit(".", 1)[0]
+            return getattr(importlib.import_module(f"{package}.{module}"), name)
+        return ref
 
     @property
     def task(self) -> str | None:
@@ -68,7 +80,7 @@ class Architecture:
         processor's file, and every same-folder module they import (e.g. zoo_common.py)."""
         classes = [self.config_class, self.model_class, self.backbone_class]
         if self.image_processor_class is not None:
-            classes.append(self.image_processor_class)
+            classes.append(self.processor_class)
         files: list[Path] = []
         for cls in classes:
             path = Path(importlib.import_module(cls.__module__).__file__)
@@ -119,7 +131,7 @@ class Architecture:
     def preprocessor_config(self, config: dict) -> dict | None:
         """preprocessor_config.json for a model config (a dict as in config.json), or None when the
         architecture has no image processor. AutoImageProcessor (trust_remote_code) reads it."""
-        cls = self.image_processor_class
+        cls = self.processor_class
         if cls is None:
             return None
         processor = cls.for_model_config(config)

@@ -1,7 +1,6 @@
 # A toy architecture for tests/test_registry.py: copied into a temporary models path (with the
 # shared files it imports) to show that a new folder needs no test edit. Not under zoo/models.
 from .configuration_toy_probe import ToyProbeConfig
-from .image_processing_zoo import ZooImageProcessor
 from .modeling_toy_probe import ToyProbeForImageClassification, ToyProbeModel
 
 ARCHITECTURE = dict(
@@ -9,7 +8,7 @@ ARCHITECTURE = dict(
     base_model_class=ToyProbeModel,
     model_class=ToyProbeForImageClassification,
     task_auto_class="AutoModelForImageClassification",
-    image_processor_class=ZooImageProcessor,
+    image_processor_class="image_processing_zoo.ZooImageProcessor",
     description="Toy linear probe (tests only)",
     paper="""@misc{toy2026probe,
   title  = {A toy linear probe},

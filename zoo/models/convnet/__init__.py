@@ -1,5 +1,4 @@
 from .configuration_convnet import ConvNetConfig
-from .image_processing_zoo import ZooImageProcessor
 from .modeling_convnet import ConvNetForImageClassification, ConvNetModel
 
 ARCHITECTURE = dict(
@@ -7,7 +6,7 @@ ARCHITECTURE = dict(
     base_model_class=ConvNetModel,
     model_class=ConvNetForImageClassification,
     task_auto_class="AutoModelForImageClassification",
-    image_processor_class=ZooImageProcessor,
+    image_processor_class="image_processing_zoo.ZooImageProcessor",
     description="Small CNN image classifier",
     # The convolution → pooling → fully connected classifier of LeCun et al.; the zoo's CNN
     # replicas (convergent learning, Li et al. 2016) use this family.

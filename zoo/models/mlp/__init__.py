@@ -1,5 +1,4 @@
 from .configuration_mlp import MLPConfig
-from .image_processing_zoo import ZooImageProcessor
 from .modeling_mlp import MLPForImageClassification, MLPModel
 
 ARCHITECTURE = dict(
@@ -7,7 +6,7 @@ ARCHITECTURE = dict(
     base_model_class=MLPModel,
     model_class=MLPForImageClassification,
     task_auto_class="AutoModelForImageClassification",
-    image_processor_class=ZooImageProcessor,
+    image_processor_class="image_processing_zoo.ZooImageProcessor",
     description="Deep MLP image classifier",
     # The multilayer perceptron trained by back-propagation: the baseline of the zoo's deep-learning papers.
     paper="""@article{rumelhart1986learning,
