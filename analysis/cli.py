@@ -1,8 +1,9 @@
 """`zoo-analysis`: one sub-command per analysis tool.
 
 A tool module joins the CLI by defining ``add_cli(subparsers)``, which adds its sub-parser and
-sets ``func`` (called with the parsed arguments, returns an exit code). User mistakes are raised
-as ``analysis.errors.UserError`` and printed as one line, never as a traceback.
+sets ``func`` (called with the parsed arguments, returns an exit code), normally through
+``analysis.runner.add_tool``. User mistakes are raised as ``analysis.errors.AnalysisError`` /
+``UserError`` and printed as one line (``analysis.runner.run_cli``), never as a traceback.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from zoo.errors import run_cli
+from .runner import run_cli
 
 # Tool modules, in the order they appear in --help. A module that is missing is skipped, so a
 # tool can land on its own.

@@ -35,6 +35,8 @@ __all__ = [
     "first_tensor",
     "packaged_smollm2_gguf",
     "replace_first_tensor",
+    "as_adapter",
+    "ZOO_NAMESPACE",
 ]
 
 
@@ -195,6 +197,7 @@ def load_model(
     trust_remote_code: bool | None = None,
     task: str = "causal-lm",
     tokenizer: bool = True,
+    revision: str | None = None,
 ) -> LoadedModel:
     """Load a model and its tokenizer by name (Hub id, folder, ``.gguf`` file or zoo id).
 
@@ -203,7 +206,8 @@ def load_model(
     names in ``_TASKS``. ``device_map`` goes to accelerate's big-model loading
     (e.g. ``"auto"``); otherwise the model is moved to ``device`` (default CPU). Remote code is
     trusted automatically only for ``zooscope/`` repos; elsewhere pass
-    ``trust_remote_code=True`` yourself. The model is returned in eval mode.
+    ``trust_remote_code=True`` yourself. ``revision`` (a branch, tag or commit) applies to Hub
+    and zoo ids. The model is returned in eval mode.
     """
     import transformers
 
@@ -216,6 +220,8 @@ def load_model(
     common: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
     if source.gguf_file:
         common["gguf_file"] = source.gguf_file
+    if revision is not None and source.kind in ("hub", "zoo"):
+        common["revision"] = revision
 
     try:
         config = _from_pretrained(transformers.AutoConfig, source, **common)
@@ -485,6 +491,22 @@ class DecoderAdapter:
             return getattr(self.layers[l], self.family.mlp_out)
         return self.mlp(l)
 
+    def hook_point(self, point: str, l: int) -> tuple[nn.Module, str]:
+        """Where the residual-stream ``point`` of layer ``l`` is seen (see analysis.hooks):
+        ``(module, "pre")`` for a module's input, ``(module, "post")`` for its output."""
+        if point == "resid_pre":
+            return self.layers[l], "pre"
+        if point == "attn_out":
+            return self.attn_contribution(l), "post"
+        if point == "resid_mid":
+            return self.mlp_norm(l), "pre"
+        if point == "mlp_out":
+            return self.mlp_contribution(l), "post"
+        if point == "resid_post":
+            return self.layers[l], "post"
+        raise ValueError(f"unknown residual-stream point {point!r} "
+                         "(resid_pre, attn_out, resid_mid, mlp_out, resid_post)")
+
     def sublayer(self, kind: str, l: int) -> nn.Module:
         if kind == "attn":
             return self.attn_contribution(l)
@@ -505,3 +527,8 @@ class DecoderAdapter:
     def __repr__(self) -> str:
         return (f"DecoderAdapter({self.family_name}, {self.num_layers} layers, "
                 f"hidden {self.hidden_size})")
+
+
+def as_adapter(model) -> DecoderAdapter:
+    """``model`` itself when it is a DecoderAdapter, else a new adapter on it."""
+    return model if isinstance(model, DecoderAdapter) else DecoderAdapter(model)

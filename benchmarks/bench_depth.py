@@ -32,14 +32,11 @@ import time
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+from analysis import depth
+from analysis.models import DecoderAdapter, load_model
+from analysis.prompts import iter_batches, load_prompts
 
-from analysis import depth  # noqa: E402
-from analysis.models import DecoderAdapter, load_model  # noqa: E402
-from analysis.prompts import iter_batches, load_prompts  # noqa: E402
-
-FIELDS = depth._CONTRIB_FIELDS
+FIELDS = depth.CONTRIB_FIELDS
 
 
 def default_model() -> str:
@@ -291,7 +288,7 @@ def main() -> None:
     adapter = DecoderAdapter(model)
     skip_prompts = [p[: args.skip_tokens] for p in prompts[: args.skip_prompts]]
     generator = torch.Generator().manual_seed(0)
-    positions = [depth._choose_positions(len(p), args.skip_positions, "from", generator) for p in skip_prompts]
+    positions = [depth.choose_positions(len(p), args.skip_positions, "from", generator) for p in skip_prompts]
     with torch.no_grad():
         start, start_cpu = time.perf_counter(), time.process_time()
         fast = depth.skip_effects(adapter, skip_prompts, positions=positions, progress=False)

@@ -36,11 +36,10 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from analysis import drop as D  # noqa: E402
-from analysis.models import DecoderAdapter, load_model  # noqa: E402
-from analysis.prompts import load_prompts  # noqa: E402
+from analysis import drop as D
+from analysis.batching import pad_id
+from analysis.models import DecoderAdapter, load_model
+from analysis.prompts import load_prompts
 
 
 def default_model() -> str:
@@ -68,7 +67,7 @@ def machine(clock: str = "") -> dict:
 def speed(args, model, tokenizer) -> dict:
     prompts = load_prompts(tokenizer, None, num_prompts=args.calib_prompts + 1, max_tokens=max(args.max_tokens, args.prompt_tokens))
     calib, speed_prompt = prompts[:-1], prompts[-1][: args.prompt_tokens]
-    pad = D._pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     D.own_memory(model)  # full model and dropped deep copies in the same kind of memory (see own_memory)
     scores = D.compute_scores(model, [p[: args.max_tokens] for p in calib], batch_size=args.batch_size, pad_id=pad)
     timing = D.module_times(model, speed_prompt, new_tokens=args.new_tokens, repeats=args.repeats, clock=args.clock)
@@ -138,7 +137,7 @@ def memory(args, model, tokenizer) -> dict:
 
     head = model.lm_head.weight.detach()
     x = torch.randn(1, head.shape[1])
-    now = D._clock(args.clock)
+    now = D.timer(args.clock)
 
     def matvec_s(weight):
         times = []
@@ -163,7 +162,7 @@ def memory(args, model, tokenizer) -> dict:
 
 
 def sweep(args, model, tokenizer) -> dict:
-    pad = D._pad_id(tokenizer)
+    pad = pad_id(tokenizer)
     prompts = load_prompts(tokenizer, None, num_prompts=args.calib_prompts + args.eval_prompts, max_tokens=args.max_tokens)
     calib, held_out = prompts[: args.calib_prompts], prompts[args.calib_prompts:]
     speed_prompt = held_out[0][: args.prompt_tokens]

@@ -12,7 +12,7 @@ Checks that the GPU paths compute the same things as the CPU paths, and times th
 * convergent learning: streamed statistics of CUDA activations equal ``numpy.corrcoef``, two
   convnets on the GPU give the CPU's correlations, and the statistics' cost over the bare forward.
 
-    PYTHONPATH=. python benchmarks/gpu_check.py --out results.json
+    python benchmarks/gpu_check.py --out results.json   (with the package installed, or PYTHONPATH=.)
 
 Needs torch with CUDA, transformers, scipy (no data sets, no downloads). Exits 1 if a check fails.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import sys
 import time
 import traceback
@@ -29,12 +28,10 @@ import traceback
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from analysis import convergent as cv  # noqa: E402
-from analysis import drop as D  # noqa: E402
-from analysis.models import DecoderAdapter  # noqa: E402
-from tests.analysis_fixtures import make_tiny, random_prompts  # noqa: E402
+from analysis import convergent as cv
+from analysis import drop as D
+from analysis.models import DecoderAdapter
+from analysis.testing import make_tiny, random_prompts
 
 CUDA = torch.device("cuda")
 
@@ -173,10 +170,10 @@ def check_convergent(images_count: int) -> dict:
         fn()
         best = []
         for _ in range(3):
-            D._sync(CUDA)
+            torch.cuda.synchronize(CUDA)
             start = time.perf_counter()
             fn()
-            D._sync(CUDA)
+            torch.cuda.synchronize(CUDA)
             best.append(time.perf_counter() - start)
         times[name] = min(best)
     out["pass_s"] = times

@@ -231,7 +231,7 @@ def test_binned_mutual_information_against_histograms():
 
 
 def test_llama_mlp_units_through_text(tmp_path):
-    from .analysis_fixtures import make_tokenizer, make_tiny
+    from analysis.testing import make_tokenizer, make_tiny
 
     model = make_tiny("llama", seed=0, num_layers=2).eval()
     other = make_tiny("llama", seed=0, num_layers=2).eval()
@@ -378,3 +378,41 @@ def test_reduced_cost_matching_equals_plain_assignment(shape):
     assert m.best_partner == sim.argmax(1).tolist()
     assert m.best_partner_b == sim.argmax(0).tolist()
     assert m.best_value_b == sim.max(0).tolist()
+
+
+def test_cli_failure_while_writing_leaves_no_output(model_folders, tmp_path, hf_env, capsys, monkeypatch):
+    """The runner's staging: a failure after results.json is written (here in the figures) removes
+    the staging folder and leaves --out absent; the common options are the runner's."""
+    a, b, _ = model_folders
+    out = tmp_path / "out"
+
+    def broken(self, folder):
+        raise UserError("figure failed")
+
+    monkeypatch.setattr(cv.ConvergentReport, "plot", broken)
+    code, _, stderr = cli(["match", "--models", str(a), str(b), "--data", "digits", "--limit", "100",
+                           "--layers", "layers.0.act", "--out", str(out), "--quiet", "--clusters", "2"], capsys)
+    assert code == 2 and "figure failed" in stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    code, _, stderr = cli(["match", "--models", str(a), str(b), "--data", "digits", "--layers", "layers.0.act",
+                           "--out", str(out), "--threads", "0"], capsys)
+    assert code == 2 and "--threads must be at least 1" in stderr and not out.exists()
+
+
+def test_package_keeps_every_round1_name():
+    """analysis.convergent became a package: every name of the round-1 module is importable from
+    it, the private ones others used are the public functions under their old names."""
+    round1 = ["LayerStatistics", "BinnedMI", "Matching", "SparsePath", "SpectralGroups", "PairComparison",
+              "ConvergentReport", "flatten_units", "list_layers", "check_layers", "collect_statistics",
+              "match_units", "rotation_baseline", "canonical_correlations", "sparse_prediction", "spectral_groups",
+              "compare_pair", "compare_models", "load_models", "image_batches", "text_batches", "unstandardise",
+              "add_cli"]
+    assert [n for n in round1 if not hasattr(cv, n)] == []
+    assert [n for n in cv.__all__ if not hasattr(cv, n)] == []
+    assert cv._column_argmax is cv.column_argmax and cv._check_inputs is cv.check_inputs
+    assert cv._layer_sizes is cv.layer_shapes and cv._jsonable is cv.jsonable
+    from analysis.convergent import matching, statistics
+
+    assert cv.match_units is matching.match_units and cv.LayerStatistics is statistics.LayerStatistics

@@ -66,7 +66,7 @@ def test_streaming_statistics_equal_stored_activations(family):
     result = depth.contributions(model, prompts, batch_size=2, exclude_positions=exclude, progress=False)
     assert result.excluded_positions == [0, 3]
     # the same numbers from stored activations, batch by batch with the same padding
-    sums = {k: torch.zeros(3, dtype=torch.float64) for k in depth._CONTRIB_FIELDS}
+    sums = {k: torch.zeros(3, dtype=torch.float64) for k in depth.CONTRIB_FIELDS}
     norms = torch.zeros(3, dtype=torch.float64)
     count = 0
     for start in (0, 2):
@@ -96,7 +96,7 @@ def test_streaming_statistics_equal_stored_activations(family):
             norms[l] += h.norm(dim=-1).sum()
         count += int(keep.sum())
     assert result.num_tokens == count
-    for name in depth._CONTRIB_FIELDS:
+    for name in depth.CONTRIB_FIELDS:
         assert getattr(result, name) == pytest.approx((sums[name] / count).tolist(), abs=1e-5, rel=1e-5), name
     assert result.residual_norm[:3] == pytest.approx((norms / count).tolist(), rel=1e-5)
     assert len(result.outliers) == 4
@@ -305,6 +305,81 @@ def test_cli_user_errors(case, tmp_path, capsys, offline):
     assert error.strip().splitlines()[-1].startswith("zoo-analysis depth: error: ")
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".depth-")]
+
+
+def test_cli_failing_mid_run_leaves_no_out(tmp_path, offline, monkeypatch):
+    import analysis.depth.plots
+
+    def broken(report, out_dir):
+        open(os.path.join(out_dir, "half.png"), "w").close()
+        raise RuntimeError("plotting broke")
+
+    monkeypatch.setattr(analysis.depth.plots, "plot_report", broken)
+    folder = save_tiny(str(tmp_path / "tiny"))
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="plotting broke"):
+        cli_main(["depth", "--model", folder, "--out", str(out), "--num-prompts", "2", "--max-tokens", "12",
+                  "--analyses", "contributions", "--quiet"])
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["tiny"]
+
+
+# --- lengths and memory are checked before anything runs (issue 11, item 7) -----------------
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_cli_max_tokens_beyond_the_models_positions_is_refused(family, tmp_path, capsys, offline):
+    folder = save_tiny(str(tmp_path / "tiny"), family)  # 128 positions
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = cli_main(["depth", "--model", folder, "--out", str(out), "--max-tokens", "100000", "--quiet"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert "--max-tokens 100000 is longer than" in lines[0] and "128 positions" in lines[0]
+    assert "use --max-tokens 128 or less" in lines[0]
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".depth-")]
+
+
+def test_cli_refuses_a_run_that_does_not_fit_in_memory(tmp_path, capsys, offline, monkeypatch):
+    from analysis import runner
+
+    folder = save_tiny(str(tmp_path / "tiny"))
+    out = tmp_path / "out"
+    monkeypatch.setattr(runner, "available_memory_bytes", lambda device=None: 2**20)  # a 1 MiB machine
+    capsys.readouterr()
+    code = cli_main(["depth", "--model", folder, "--out", str(out), "--max-tokens", "128", "--quiet",
+                     "--analyses", "contributions,lens"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "but only 0.0 GiB is available" in lines[0] and "lower --max-tokens or --batch-size" in lines[0]
+    assert not out.exists()
+    # the same run fits a machine with memory to spare
+    monkeypatch.setattr(runner, "available_memory_bytes", lambda device=None: 2**40)
+    assert cli_main(["depth", "--model", folder, "--out", str(out), "--max-tokens", "16", "--num-prompts", "2",
+                     "--quiet", "--analyses", "contributions"]) == 0
+    assert (out / "report.json").is_file()
+
+
+def test_memory_estimate_covers_the_tensors_a_run_makes():
+    model = make_tiny("llama")
+    adapter = DecoderAdapter(model)
+    B, T = 4, 100
+    est = depth.estimate_memory(adapter, max_tokens=T, batch_size=B, analyses=["contributions", "lens", "skip"])
+    # what a forward provably allocates, written out from the config: float32 logits for every
+    # position and one layer's attention probabilities (B x heads x T x T)
+    logits = B * T * 256 * 4
+    scores = B * 4 * T * T * 4
+    with torch.no_grad():
+        produced = model(input_ids=torch.randint(1, 256, (B, T)), use_cache=False).logits
+    assert produced.numel() * produced.element_size() == logits
+    assert est["contributions"] >= logits + scores
+    assert est["lens"] >= logits + 2 * B * T * 256 * 4  # + the kept log-probabilities
+    assert est["peak"] == max(est["contributions"], est["lens"], est["skip"])
+    # attention grows with T²: twice the tokens, more than twice the memory
+    longer = depth.estimate_memory(adapter, max_tokens=2 * T, batch_size=B, analyses=["contributions"])
+    assert longer["contributions"] > 2 * est["contributions"]
+    assert "map" not in est  # no second model, no linear maps
 
 
 # --- a real model ---------------------------------------------------------------------------

@@ -321,6 +321,7 @@ def test_cli_writes_repo_and_report_that_load_by_name(tmp_path, hf_env, capsys):
     (["--kind", "block", "--n", "4"], "cannot drop 4 blocks"),
     (["--kind", "mlp", "--layers", "1,7"], "out of range"),
     (["--kind", "attn"], "give --n"),
+    (["--kind", "attn", "--n", "1", "--max-tokens", "100000"], "--max-tokens 100000 is longer than"),
 ])
 def test_cli_bad_input_is_one_line_and_writes_nothing(args, message, tmp_path, capsys):
     folder = save_tiny(str(tmp_path / "tiny"), "llama", num_layers=4)
@@ -330,6 +331,21 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(args, message, tmp_path, c
     errors = [line for line in err.replace("\r", "\n").splitlines() if "error" in line]
     assert code == 2 and "Traceback" not in err and len(errors) == 1 and message in errors[0]
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".drop-")]
+
+
+def test_cli_failing_mid_run_leaves_no_out(tmp_path, monkeypatch):
+    import analysis.drop.report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting broke")
+
+    monkeypatch.setattr(analysis.drop.report, "plot_scores", broken)  # after model/ was saved
+    folder = save_tiny(str(tmp_path / "tiny"), "llama", num_layers=4)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="plotting broke"):
+        cli_main(["drop", "--model", folder, "--out", str(out), "--kind", "mlp", "--n", "1", "--max-tokens", "16",
+                  "--num-prompts", "2", "--eval-prompts", "1", "--no-speed", "--quiet"])
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["tiny"]
 
 
 def test_cli_unknown_kind_and_non_decoder_model(tmp_path, capsys):

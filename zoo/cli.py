@@ -34,7 +34,7 @@ def cmd_list(args) -> int:
 def cmd_train(args) -> int:
     from .training import main
 
-    argv = [args.recipe, *args.overrides] + (["--resume"] if args.resume else [])
+    argv = [args.recipe, *args.overrides] + (["--resume"] if args.resume else []) + (["--overwrite"] if args.overwrite else [])
     return main(argv + (["--output-dir", args.output_dir] if args.output_dir else []))
 
 
@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a recipe (same as `python train.py`; use accelerate launch / torchrun for N processes)")
     p.add_argument("recipe", help="recipe YAML or id")
     p.add_argument("overrides", nargs="*", metavar="key=value")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in the output folder from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="delete the run already in the output folder first")
     p.add_argument("--output-dir")
     p.set_defaults(func=cmd_train)
 

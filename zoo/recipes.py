@@ -2,12 +2,16 @@
 
 A recipe names the architecture and its config, the data set, the training settings and what
 the model card says (license, paper, expected metrics). Dotted ``key=value`` overrides change
-any field from the command line (``training.lr=0.01``); values are parsed as YAML.
+any field from the command line (``training.lr=0.01``); values are parsed as YAML (with YAML
+1.2's floats, so ``3e-4`` is a number, as in the recipe files themselves).
 """
 from __future__ import annotations
 
 import copy
+import difflib
+import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +21,42 @@ from .errors import UserError
 
 HUB_ORG = "zooscope"
 
+class RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's float syntax.
+
+    PyYAML implements YAML 1.1, where a float needs a dot: ``3e-4`` would be the string "3e-4"
+    and ``training.lr=3e-4`` would fail as "not a number". YAML 1.2 (and every other YAML
+    library people write recipes with) reads it as 0.0003.
+    """
+
+
+RecipeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str):
+    """Read recipe YAML (a file's text or one override value) the way `load_recipe` does."""
+    return yaml.load(text, Loader=RecipeLoader)
+
+
+def close_matches(name: str, known) -> str:
+    """" (did you mean X?)" for the close matches of `name` among `known`, else ""."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
 TRAINING_DEFAULTS = {
+    "trainer": "sgd",  # the accelerate loop; a registered trainer name or "package.module:Class"
+    "trainer_options": {},  # settings of the chosen trainer (it validates them)
     "epochs": 1,
     "batch_size": 64,  # global batch: split between processes; "full" for full-batch training
     "eval_batch_size": 1024,
@@ -30,13 +69,18 @@ TRAINING_DEFAULTS = {
     "max_grad_norm": None,
     "seed": 0,
     "mixed_precision": None,  # no | fp16 | bf16; None: whatever `accelerate launch`/config says, else no
-    "checkpoint_every": 0,  # steps between save_state; 0: only at the end of each epoch
+    "checkpoint_every": 0,  # steps between save_state; 0: only at the end of each epoch; null / never: no checkpoints
     "keep_checkpoints": 2,
     "stop_after_steps": None,  # stop early (the schedule is unchanged), e.g. to split a long run
     "eval_split": "test",
     "eval_on_train": False,  # also measure loss/accuracy on the training set each epoch (train_eval_*)
+    "eval_every_steps": None,  # per-step curves: evaluate every N steps (metrics.json "curves"); null: off,
+    # except for full-batch training (batch_size: full), where it defaults to every step
 }
-TOP_LEVEL_FIELDS = {"id", "architecture", "description", "config", "data", "training", "card", "output_dir"}
+NEVER = "never"
+TOP_LEVEL_FIELDS = {"id", "architecture", "description", "config", "data", "training", "card", "paper", "output_dir"}
+# Schedulers the loop can drive: reduce_lr_on_plateau needs a metric at every step, the loop gives none.
+UNSUPPORTED_SCHEDULERS = {"reduce_lr_on_plateau"}
 
 
 def recipe_dirs() -> list[Path]:
@@ -59,6 +103,7 @@ class Recipe:
     training: dict
     card: dict = field(default_factory=dict)
     description: str = ""
+    paper: dict | None = None  # the paper's claim and number (zoo.results validates it)
     output_dir: str | None = None
     source: Path | None = None
 
@@ -82,12 +127,27 @@ class Recipe:
             "id": self.id, "architecture": self.architecture, "description": self.description,
             "config": self.config, "data": self.data, "training": self.training, "card": self.card,
         }
+        if self.paper is not None:
+            out["paper"] = self.paper
         if self.output_dir:
             out["output_dir"] = str(self.output_dir)
         return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def checkpointing(self) -> bool:
+        """False when `training.checkpoint_every` is null / never: no save_state at all."""
+        return self.training["checkpoint_every"] not in (None, NEVER)
+
+    @property
+    def eval_every_steps(self) -> int | None:
+        """Steps between the evaluations of metrics.json's "curves" (None: no curves)."""
+        every = self.training["eval_every_steps"]
+        if every is None and self.training["batch_size"] == "full":
+            return 1  # full-batch GD: every step is an epoch, and the papers plot every step
+        return None if every in (None, NEVER, 0) else every
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -99,14 +159,15 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise UserError(f"override {item!r} is not of the form key=value (e.g. training.lr=0.01)")
         parts = key.split(".")
         if parts[0] not in TOP_LEVEL_FIELDS:
-            raise UserError(f"override {item!r}: unknown recipe field {parts[0]!r}; fields: {', '.join(sorted(TOP_LEVEL_FIELDS))}")
+            raise UserError(f"override {item!r}: unknown recipe field {parts[0]!r}{close_matches(parts[0], TOP_LEVEL_FIELDS)}; "
+                            f"fields: {', '.join(sorted(TOP_LEVEL_FIELDS))}")
         node = raw
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UserError(f"override {item!r}: {part!r} is not a mapping")
         try:
-            node[parts[-1]] = yaml.safe_load(value)
+            node[parts[-1]] = parse_yaml(value)
         except yaml.YAMLError as error:
             raise UserError(f"override {item!r}: value is not valid YAML ({error})") from None
     return raw
@@ -125,25 +186,30 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
             raise unknown_name_error("recipe", str(path_or_id), list_recipes())
         path = matches[0]
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = parse_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise UserError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a recipe is a YAML mapping")
     raw = apply_overrides(raw, overrides or [])
-    unknown = set(raw) - TOP_LEVEL_FIELDS
+    unknown = sorted(set(raw) - TOP_LEVEL_FIELDS)
     if unknown:
-        raise UserError(f"{path}: unknown recipe field(s) {', '.join(sorted(unknown))}; fields: {', '.join(sorted(TOP_LEVEL_FIELDS))}")
+        raise UserError(f"{path}: unknown recipe field(s) {', '.join(unknown)}{close_matches(unknown[0], TOP_LEVEL_FIELDS)}; "
+                        f"fields: {', '.join(sorted(TOP_LEVEL_FIELDS))}")
     for required in ("architecture", "data"):
         if required not in raw:
             raise UserError(f"{path}: recipe needs a {required!r} field")
     data = raw["data"] if isinstance(raw["data"], dict) else {"name": raw["data"]}
     if "name" not in data:
         raise UserError(f"{path}: data needs a 'name' (one of the zoo data sets)")
-    training = dict(TRAINING_DEFAULTS)
-    unknown = set(raw.get("training") or {}) - set(TRAINING_DEFAULTS)
+    for section in ("config", "training", "card", "paper"):
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise UserError(f"{path}: {section} must be a mapping, got {raw[section]!r}")
+    training = copy.deepcopy(TRAINING_DEFAULTS)
+    unknown = sorted(set(raw.get("training") or {}) - set(TRAINING_DEFAULTS))
     if unknown:
-        raise UserError(f"{path}: unknown training setting(s) {', '.join(sorted(unknown))}; settings: {', '.join(TRAINING_DEFAULTS)}")
+        raise UserError(f"{path}: unknown training setting(s) {', '.join('training.' + k for k in unknown)}"
+                        f"{close_matches(unknown[0], TRAINING_DEFAULTS)}; settings: {', '.join(TRAINING_DEFAULTS)}")
     training.update(raw.get("training") or {})
     recipe = Recipe(
         id=str(raw.get("id") or path.stem),
@@ -153,6 +219,7 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
         training=training,
         card=dict(raw.get("card") or {}),
         description=raw.get("description", ""),
+        paper=raw.get("paper"),
         output_dir=raw.get("output_dir"),
         source=path,
     )
@@ -160,21 +227,82 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
     return recipe
 
 
+def config_keys(config_class) -> tuple[set[str], set[str]]:
+    """(the config class's own keyword arguments, the ones PretrainedConfig adds to every config).
+
+    Anything else would be stored as a stray attribute and ignored by the model, so a typo
+    (`hidden_size` for `hidden_sizes`) would silently train the default.
+    """
+    from transformers import PretrainedConfig
+
+    def arguments(cls):
+        return {name for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+    own = arguments(config_class)
+    return own, (arguments(PretrainedConfig) | set(PretrainedConfig().to_dict()) | {"num_labels"}) - own
+
+
+def _check_config_keys(recipe: Recipe) -> None:
+    from .registry import get_architecture
+
+    own, common = config_keys(get_architecture(recipe.architecture).config_class)
+    for key in recipe.config:
+        if key not in own and key not in common:
+            raise UserError(f"unknown config key config.{key} for {recipe.architecture}{close_matches(key, own | common)}; "
+                            f"its keys: {', '.join(sorted(own))}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _validate(recipe: Recipe) -> None:
     from . import data as zoo_data
     from .registry import build_config
 
-    build_config(recipe.architecture, **recipe.config)  # raises UserError on an unknown arch / bad value
+    _check_config_keys(recipe)  # raises UserError on an unknown architecture too
+    build_config(recipe.architecture, **recipe.config)  # raises UserError on a bad value
     zoo_data.dataset_parameters(recipe.data_name)  # raises UserError on an unknown data set
+    if recipe.paper is not None:
+        try:  # the paper: block's rules belong to the results table
+            from .results import validate_paper_block
+        except ImportError:
+            pass
+        else:
+            validate_paper_block(recipe.paper)
     t = recipe.training
-    for key in ("epochs", "eval_batch_size", "seed", "checkpoint_every", "warmup_steps", "keep_checkpoints"):
-        if not isinstance(t[key], int) or isinstance(t[key], bool) or t[key] < 0:
+    for key in ("epochs", "eval_batch_size", "seed", "warmup_steps", "keep_checkpoints"):
+        if not _is_int(t[key]) or t[key] < 0:
             raise UserError(f"training.{key} must be a non-negative integer, got {t[key]!r}")
+    if t["checkpoint_every"] not in (None, NEVER) and (not _is_int(t["checkpoint_every"]) or t["checkpoint_every"] < 0):
+        raise UserError(f"training.checkpoint_every must be a non-negative integer (0: at each epoch's end) "
+                        f"or null / never (no checkpoints), got {t['checkpoint_every']!r}")
+    if t["eval_every_steps"] not in (None, NEVER) and (not _is_int(t["eval_every_steps"]) or t["eval_every_steps"] < 0):
+        raise UserError(f"training.eval_every_steps must be a positive integer or null / never, got {t['eval_every_steps']!r}")
+    if t["stop_after_steps"] is not None:
+        if not _is_int(t["stop_after_steps"]) or t["stop_after_steps"] < 1:
+            raise UserError(f"training.stop_after_steps must be a positive integer or null, got {t['stop_after_steps']!r}")
+        if not recipe.checkpointing:
+            raise UserError("training.stop_after_steps needs checkpoints to resume from, "
+                            f"but training.checkpoint_every is {t['checkpoint_every']!r}")
+    if not isinstance(t["trainer"], str) or not t["trainer"]:
+        raise UserError(f"training.trainer must be a trainer name or package.module:Class, got {t['trainer']!r}")
+    if not isinstance(t["trainer_options"], dict):
+        raise UserError(f"training.trainer_options must be a mapping, got {t['trainer_options']!r}")
+    if not isinstance(t["scheduler"], str):
+        raise UserError(f"training.scheduler must be a scheduler name, got {t['scheduler']!r}")
+    from transformers.trainer_utils import SchedulerType
+
+    schedulers = [s.value for s in SchedulerType if s.value not in UNSUPPORTED_SCHEDULERS]
+    if t["scheduler"] not in schedulers:
+        raise UserError(f"unknown training.scheduler {t['scheduler']!r}{close_matches(t['scheduler'], schedulers)}; "
+                        f"schedulers: {', '.join(schedulers)}")
     if t["batch_size"] != "full" and (not isinstance(t["batch_size"], int) or t["batch_size"] < 1):
         raise UserError(f"training.batch_size must be a positive integer or 'full', got {t['batch_size']!r}")
     if t["optimizer"] not in ("adamw", "adam", "sgd"):
         raise UserError(f"training.optimizer must be adamw, adam or sgd, got {t['optimizer']!r}")
     if t["mixed_precision"] not in (None, "no", "fp16", "bf16", "fp8"):
         raise UserError(f"training.mixed_precision must be no, fp16, bf16 or fp8, got {t['mixed_precision']!r}")
-    if not isinstance(t["lr"], (int, float)) or t["lr"] <= 0:
+    if not isinstance(t["lr"], (int, float)) or isinstance(t["lr"], bool) or t["lr"] <= 0:
         raise UserError(f"training.lr must be a positive number, got {t['lr']!r}")

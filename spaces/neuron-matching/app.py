@@ -7,27 +7,40 @@ first model's zoo data set for image models, the built-in text for language mode
 progress bar, matches units one-to-one and semi, against a random-rotation baseline, with
 canonical correlations, sparse prediction and spectral groups; then the figures, the summary
 table and the results as downloadable JSON. Every request is bounded
-(``zoo.spaces_support.LIMITS``).
+(``zooscope_spaces.LIMITS``).
 
 Run locally: ``python spaces/neuron-matching/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import gradio as gr  # noqa: E402
 
 from zoo.errors import UserError  # noqa: E402
-from zoo.spaces_support import (  # noqa: E402
+import sys  # noqa: E402
+
+try:  # a deployed Space folder carries the shared code next to app.py (python -m spaces.export)
+    import zooscope_spaces  # noqa: E402, F401
+except ModuleNotFoundError as error:  # a checkout: it lives in spaces/_shared
+    if error.name != "zooscope_spaces":
+        raise
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "_shared"))
+from zooscope_spaces import (  # noqa: E402
     LIMITS,
+    SCHEDULER,
+    Estimate,
     ModelCache,
     bounded,
     check_model_name,
     check_parameters,
     gradio_errors,
     launch,
+    measure_speed,
     output_folder,
     write_json,
 )
@@ -42,21 +55,14 @@ ACTIVATIONS = ("ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "GELUActivation", "SiL
 
 
 def cached_zoo_repos() -> list[str]:
-    from huggingface_hub import constants
+    """The zoo's published models (complete snapshots in the cache; the Hub's list when online)."""
+    from zooscope_spaces.explorer import published_ids
 
-    try:
-        entries = os.listdir(constants.HF_HUB_CACHE)
-    except OSError:
-        return []
-    prefix = f"models--{HUB_ORG}--"
-    return sorted(e[len(prefix):] for e in entries if e.startswith(prefix))
+    return published_ids()
 
 
 def model_choices() -> list[str]:
-    import zoo
-
-    published = cached_zoo_repos()
-    return published + [r for r in zoo.list_models(pretrained=True) if r not in published]
+    return cached_zoo_repos()
 
 
 def default_models() -> list[str]:
@@ -69,12 +75,53 @@ def default_models() -> list[str]:
 def _load(name: str):
     from analysis.convergent import load_models
 
-    (item,) = load_models([name])  # trust_remote_code only for zooscope/ repos
+    # trust_remote_code is decided by analysis.models.load_model (zoo.hub.remote_code_trust)
+    (item,) = load_models([name])
     check_parameters(item.model, name)
     return item
 
 
-MODELS = ModelCache(_load, size=LIMITS["models"])
+def _copy(item):
+    """A private model for one request (matching hooks into it); the tokenizer is shared."""
+    import copy
+    import dataclasses
+
+    return dataclasses.replace(item, model=copy.deepcopy(item.model))
+
+
+MODELS = ModelCache(_load, size=LIMITS["models"], copier=_copy)
+SPEEDS: dict[str, object] = {}
+
+
+def input_name(model) -> str:
+    """What the model takes: ``pixel_values`` (images) or ``input_ids`` (text)."""
+    return getattr(model, "main_input_name", None) or "input_ids"
+
+
+def _speed(name: str, model, kind: str, example):
+    """Seconds per example (image or token) of one forward, measured once per model."""
+    import torch
+
+    if name not in SPEEDS:
+        @torch.no_grad()
+        def forward(n: int):
+            if kind == "pixel_values":
+                model(pixel_values=example.expand(n, *example.shape[1:]))
+            else:
+                model(input_ids=torch.zeros(1, n, dtype=torch.long))
+
+        SPEEDS[name] = measure_speed(forward, tokens=32)
+    return SPEEDS[name]
+
+
+def estimate(speeds, *, examples: int, per_example: int, layers: int, pairs: int, calls: int) -> Estimate:
+    """Seconds: every model's forward over the inputs (hooked: x1.3), then per model pair and
+    layer the correlation statistics, matching, canonical correlations and sparse prediction —
+    counted as five more passes over the examples (the units are capped by the model sizes)."""
+    forward = sum(s.seconds(examples * per_example * 1.3, calls) for s in speeds)
+    matching = pairs * layers * 5 * max(s.seconds(examples * per_example, calls) for s in speeds)
+    return Estimate(forward + matching, f"{len(speeds)} models × {examples} inputs, {layers} layers",
+                    "fewer inputs, layers or models")
 
 
 def _check_models(names) -> list[str]:
@@ -154,7 +201,12 @@ def match(models, layers, num_inputs, clusters, mi_bins, progress=gr.Progress(tr
     modules = [item.model for item in loaded]
     for model, name in zip(modules, names):
         cv.check_layers(model, layers, name)
-    kind = cv._check_inputs(modules, names)
+    kinds = [input_name(m) for m in modules]
+    if len(set(kinds)) > 1:
+        described = ", ".join(f"{n} takes {k}" for n, k in zip(names, kinds))
+        raise UserError(f"the models take different kinds of input ({described}); "
+                        "convergent learning compares models on the same inputs")
+    kind = kinds[0]
     if kind == "pixel_values":
         num_inputs = bounded(num_inputs, "number of images", 16, LIMITS["images"])
         data = (recipe_of(names[0]).get("data") or {})
@@ -172,15 +224,37 @@ def match(models, layers, num_inputs, clusters, mi_bins, progress=gr.Progress(tr
         inputs = {"kind": kind, "description": "built-in English text", "examples": total, "max_tokens": TEXT_TOKENS}
     else:
         raise UserError(f"models taking {kind} are not supported here (image pixel_values or text input_ids)")
-    progress(0.1, desc="streaming activations")
+    batches = list(batches)  # bounded above (images / prompts): one pass to size, one to run
+    example = next(iter(batches[0].values())) if batches else None
+    if kind == "pixel_values":
+        speeds = [_speed(n, m, kind, example[:1].float()) for n, m in zip(names, modules)]
+        per_example = 1
+    else:
+        speeds = [_speed(n, m, kind, None) for n, m in zip(names, modules)]
+        per_example = TEXT_TOKENS
+    cost = estimate(speeds, examples=total, per_example=per_example, layers=len(layers),
+                    pairs=len(names) * (len(names) - 1) // 2, calls=len(batches))
     short = [n.split("/")[-1] for n in names]
-    report = cv.compare_models(modules, layers, batches, names=short, inputs=inputs, total=total, mi_bins=mi_bins,
-                               clusters=clusters or None, progress=True)
+    with SCHEDULER.admit(cost, progress) as line, contextlib.ExitStack() as stack:
+        private = [stack.enter_context(MODELS.borrow(n)).model for n in names]
+        progress(0.1, desc="streaming activations")
+        start = time.perf_counter()
+        report = cv.compare_models(private, layers, iter(batches), names=short, inputs=inputs, total=total,
+                                   mi_bins=mi_bins, clusters=clusters or None, progress=True)
+        took = time.perf_counter() - start
     progress(0.9, desc="plotting")
     folder = output_folder("match")
     figures = report.plot(os.path.join(folder, "figures"))
-    path = write_json(report.to_json(), folder, "matching-results.json")
-    return figures, report.summary_markdown(), path, report.to_json()["summary"]
+    data = report.to_json()
+    data["space"] = {"estimated_s": round(cost.seconds, 3), "took_s": round(took, 3), "line": line}
+    path = write_json(data, folder, "matching-results.json")
+    note = f"*Estimated {cost.seconds:.1f} s ({line} request), took {took:.1f} s.*\n\n"
+    return figures, note + report.summary_markdown(), path, data["summary"]
+
+
+def cleared():
+    """Every output emptied when a run starts: after an error nothing of the last result stays."""
+    return [], "", None, None
 
 
 def build_demo() -> gr.Blocks:
@@ -203,7 +277,8 @@ def build_demo() -> gr.Blocks:
             clusters = gr.Slider(0, MAX_CLUSTERS, value=8, step=1, label="Spectral groups (0: off)", elem_id="clusters")
             mi_bins = gr.Slider(0, 16, value=0, step=1, label="Mutual-information bins (0: off)", elem_id="mi-bins")
         run = gr.Button("Match units", variant="primary", elem_id="run")
-        plots = gr.Gallery(label="Figures", columns=2, height="auto", object_fit="contain", preview=False, elem_id="plots")
+        plots = gr.Gallery(label="Figures", columns=1, height="auto", object_fit="contain", preview=False,
+                           elem_id="plots", elem_classes=["zooscope-figures"])
         summary = gr.Markdown(elem_id="summary")
         with gr.Row():
             results = gr.File(label="matching-results.json", elem_id="results")
@@ -214,8 +289,9 @@ def build_demo() -> gr.Blocks:
 
         demo.load(refresh, None, [models], api_name=False).then(initial_layers, [models], [layers], api_name=False)
         list_button.click(layers_of, [models], [layers], api_name="list_layers")
-        run.click(match, [models, layers, num_inputs, clusters, mi_bins], [plots, summary, results, rows],
-                  api_name="match")
+        outputs = [plots, summary, results, rows]
+        run.click(cleared, None, outputs, queue=False, api_name=False).then(
+            match, [models, layers, num_inputs, clusters, mi_bins], outputs, api_name="match")
     return demo
 
 

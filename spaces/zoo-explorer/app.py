@@ -1,11 +1,13 @@
 """zoo-explorer: browse the zooscope model zoo and try each model.
 
-Choose a zoo model by name → its model card, config and training curves (from the published
-repo's README.md, config.json and metrics.json). "Try it" follows from the model's task and
-data set (``zoo.spaces_support.widget_kind``): draw or upload an image for the image
-classifiers, the decision boundary in the plane of the two cluster directions for the
-XOR-cluster models, a pair (a, b) for modular arithmetic, and a test example with the
-model's prediction for anything else — so a new zoo entry needs no new app.
+Everything on the page is read from the zoo itself, with no per-entry code: the catalogue
+lists every architecture and recipe (the registry and hub_configs/) with the paper's number
+beside ours; choosing a published model shows its card, config, recipe, training curves
+(metrics.json's per-evaluation ``curves``, else its per-epoch ``history``) and our number
+beside the paper's (the recipe's ``paper:`` block); "Try it" follows from the architecture's
+input kind (``zooscope_spaces.explorer.input_kind``: image, sequence, tabular, grid), with the
+XOR-cluster plane and the modular-arithmetic pair as extras for those data sets. Only published
+ids are offered.
 
 Run locally: ``python spaces/zoo-explorer/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
 are honoured). Models come from the local Hugging Face cache (``zoo publish``) or the Hub.
@@ -29,12 +31,22 @@ import yaml  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.errors import UserError  # noqa: E402
-from zoo.spaces_support import ModelCache, gradio_errors, image_to_pixels, launch, widget_kind  # noqa: E402
+import sys  # noqa: E402
+
+try:  # a deployed Space folder carries the shared code next to app.py (python -m spaces.export)
+    import zooscope_spaces  # noqa: E402, F401
+except ModuleNotFoundError as error:  # a checkout: it lives in spaces/_shared
+    if error.name != "zooscope_spaces":
+        raise
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "_shared"))
+from zooscope_spaces import ModelCache, bounded, gradio_errors, image_to_pixels, launch, widget_kind  # noqa: E402
+from zooscope_spaces import explorer  # noqa: E402
 
 HUB_ORG = "zooscope"
 GRID = 121  # decision-boundary grid per side
 PREVIEW_SIZE = 168  # pixels of the "what the model sees" picture
-WIDGETS = ("image", "plane", "pair", "example")
+WIDGETS = ("image", "plane", "pair", "example")  # panels; "example" is the sequence / tabular / grid one
+MAX_INPUT = 4096  # numbers typed into the generic input box
 
 
 # ------------------------------------------------------------------------------------------
@@ -43,21 +55,14 @@ WIDGETS = ("image", "plane", "pair", "example")
 
 
 def cached_zoo_repos() -> list[str]:
-    """Ids of zooscope/<id> repos already in the local Hugging Face cache."""
-    from huggingface_hub import constants
-
-    try:
-        entries = os.listdir(constants.HF_HUB_CACHE)
-    except OSError:
-        return []
-    prefix = f"models--{HUB_ORG}--"
-    return sorted(e[len(prefix):] for e in entries if e.startswith(prefix))
+    """Ids of the zoo's published models: complete zooscope/<id> snapshots in the local cache
+    (and the Hub's list when online)."""
+    return explorer.published_ids()
 
 
 def model_names() -> list[str]:
-    """Every recipe id and every zoo repo in the local cache (published ones first)."""
-    published = cached_zoo_repos()
-    return published + [r for r in zoo.list_models(pretrained=True) if r not in published]
+    """What the dropdown offers: published ids only (a recipe that was never published would fail)."""
+    return cached_zoo_repos()
 
 
 def _repo_id(name: str) -> str:
@@ -87,7 +92,7 @@ def repo_folder(name: str) -> str:
             except Exception:  # noqa: BLE001
                 pass
     bare = repo_id.split("/", 1)[1]
-    known = bare in zoo.list_models(pretrained=True)
+    known = bare in explorer.recipe_files()
     hint = (f"train and publish it first: accelerate launch train.py hub_configs/{bare}.yaml && zoo publish {bare}"
             if known else f"known zoo models: {', '.join(model_names()) or '(none)'}")
     raise UserError(f"zoo model {repo_id!r} is not published (not in the local cache or on the Hub); {hint}")
@@ -101,7 +106,8 @@ def _read(folder: str, filename: str) -> str | None:
 def _load_model(name: str):
     from zoo.hub import load_pretrained
 
-    return load_pretrained(_repo_id(name)).eval()  # trust_remote_code for zooscope/ only
+    # trust_remote_code is decided by zoo.hub.load_pretrained (zoo.hub.remote_code_trust)
+    return load_pretrained(_repo_id(name)).eval()
 
 
 MODELS = ModelCache(_load_model, size=3)
@@ -128,13 +134,28 @@ class Entry:
             self.description = arch.description
             self.task = arch.task_auto_class or "AutoModel"
             self.main_input = arch.model_class.main_input_name
+            self.kind = explorer.architecture_kind(arch, self.config)
         except UserError:
             self.description, self.task, self.main_input = "", "AutoModel", "input_features"
-        self.widget = widget_kind(self.main_input, self.data_name)
+            self.kind = explorer.input_kind(self.config, self.main_input)
+        # the panel: the input kind's, with round 1's data-specific extras where they exist
+        self.widget = "image" if self.kind == "image" else widget_kind(self.main_input, self.data_name)
 
     @property
     def model(self):
         return MODELS.get(self.repo_id)
+
+    def paper_recipe(self) -> dict:
+        """The recipe whose paper: block to show: the published recipe.yaml when it has one,
+        else this zoo's recipe file of the same id (a block added after publishing)."""
+        if isinstance(self.recipe.get("paper"), dict):
+            return self.recipe
+        path = explorer.recipe_files().get(self.repo_id.split("/", 1)[1])
+        try:
+            local = yaml.safe_load(path.read_text()) if path else None
+        except (OSError, yaml.YAMLError):
+            local = None
+        return local if isinstance(local, dict) else self.recipe
 
     def labels(self) -> dict[int, str]:
         id2label = self.config.get("id2label") or {}
@@ -161,29 +182,25 @@ def _card_body(card: str) -> str:
 
 
 def training_curves(entry: Entry):
-    history = entry.metrics.get("history") or []
+    """Losses on the left, every other metric (accuracies, ...) on the right, against the step
+    (metrics.json "curves") or the epoch (its "history", for runs made before curves)."""
+    x_name, series = explorer.curve_series(entry.metrics)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    if not history:
+    if not series:
         for ax in axes:
-            ax.text(0.5, 0.5, "no training history in metrics.json", ha="center", va="center")
+            ax.text(0.5, 0.5, "no training curves in metrics.json", ha="center", va="center")
             ax.set_axis_off()
         return fig
-    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-    for key, style in (("train_loss", "o-"), ("eval_loss", "s-"), ("train_eval_loss", "^--")):
-        values = [h.get(key) for h in history]
-        if any(v is not None for v in values):
-            axes[0].plot(epochs, [np.nan if v is None else v for v in values], style, ms=3, label=key)
-    for key, style in (("eval_accuracy", "s-"), ("train_eval_accuracy", "^--")):
-        values = [h.get(key) for h in history]
-        if any(v is not None for v in values):
-            axes[1].plot(epochs, [np.nan if v is None else v for v in values], style, ms=3, label=key)
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("loss")
-    axes[0].legend(fontsize=8)
-    axes[1].set_xlabel("epoch")
-    axes[1].set_ylabel("accuracy")
-    axes[1].legend(fontsize=8)
-    fig.suptitle(f"{entry.repo_id}: training curves", fontsize=10)
+    for key, points in sorted(series.items()):
+        ax = axes[0] if "loss" in key else axes[1]
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, "o-" if len(xs) < 40 else "-", ms=3, label=key)
+    for ax, label in zip(axes, ("loss", "metric")):
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(label)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{entry.repo_id}: training curves (per {x_name})", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -252,16 +269,40 @@ def show_model(name: str):
     if entry.widget == "plane":
         plane, accuracy = decision_boundary(entry)
         plane_text = f"Test accuracy on the clean labels: **{accuracy:.4f}**"
-    visible = [gr.update(visible=entry.widget == w) for w in WIDGETS]
+    # the generic panel serves every non-image kind (next to the plane / pair extras)
+    visible = [gr.update(visible=(entry.widget == w) or (w == "example" and entry.kind != "image"))
+               for w in WIDGETS]
+    hint = INPUT_HINTS.get(entry.kind, "")
     return (summary, _card_body(entry.card), entry.config, training_curves(entry), entry.recipe_text,
-            plane, plane_text, *visible)
+            plane, plane_text, *visible, explorer.comparison_markdown(entry.paper_recipe(), entry.metrics),
+            gr.update(value="", label=f"Input ({entry.kind}): {hint}"))
+
+
+INPUT_HINTS = {
+    "tabular": "numbers separated by spaces or commas, one per feature",
+    "sequence": "token ids separated by spaces",
+    "grid": "one row of cell values per line",
+}
+OUTPUTS = 7 + len(WIDGETS) + 2
 
 
 def show_if_named(name: str):
     """show_model for the dropdown's change event: a cleared box (while typing) is no request."""
     if not name or not str(name).strip():
-        return tuple(gr.skip() for _ in range(7 + len(WIDGETS)))
+        return tuple(gr.skip() for _ in range(OUTPUTS))
     return show_model(name)
+
+
+def cleared_if_named(name: str):
+    """cleared_model for the dropdown's change event (a cleared box while typing changes nothing)."""
+    if not name or not str(name).strip():
+        return tuple(gr.skip() for _ in range(OUTPUTS))
+    return cleared_model()
+
+
+def cleared_model():
+    """Emptied outputs while a model is being shown: after an error nothing of the last one stays."""
+    return ("", "", None, None, "", None, "", *[gr.update(visible=False) for _ in WIDGETS], "", gr.update(value=""))
 
 
 def _classify(entry: Entry, pixels: torch.Tensor):
@@ -317,7 +358,6 @@ def sample_image(repo_id: str):
 @gradio_errors
 def predict_pair(repo_id: str, a, b):
     from zoo.data.synthetic import OPERATIONS
-    from zoo.spaces_support import bounded
 
     entry = Entry(repo_id)
     modulus = int(entry.data_params.get("modulus", 23))
@@ -338,20 +378,103 @@ def predict_pair(repo_id: str, a, b):
             f"{a} {operation} {b} mod {modulus} = **{expected}**; the model says **{predicted}** ({verdict})")
 
 
+def _as_text(value, kind: str) -> str:
+    """A test example's input as the text the input box takes."""
+    array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+    if kind == "grid" and array.ndim == 2:
+        return "\n".join(" ".join(_fmt(v) for v in row) for row in array)
+    return " ".join(_fmt(v) for v in array.reshape(-1))
+
+
+def _fmt(value) -> str:
+    value = float(value)
+    return str(int(value)) if value == int(value) else f"{value:.7g}"  # float32 precision
+
+
+def _input_tensor(entry: Entry, text: str) -> torch.Tensor:
+    """The input box's text → the model's main input, shaped and typed by the input kind."""
+    if len(str(text or "")) > 20 * MAX_INPUT:
+        raise UserError(f"the input is too long (at most {MAX_INPUT} numbers here)")
+    if entry.kind == "sequence":
+        ids = explorer.parse_numbers(text, "token ids", integer=True)
+        vocab = int(entry.config.get("vocab_size") or 0)
+        bad = [i for i in ids if i < 0 or (vocab and i >= vocab)]
+        if bad:
+            raise UserError(f"token id {bad[0]} is outside the vocabulary (0 to {vocab - 1})")
+        return torch.tensor([ids], dtype=torch.long)
+    if entry.kind == "grid":
+        rows = [explorer.parse_numbers(line, "grid row") for line in str(text or "").strip().splitlines() if line.strip()]
+        if not rows:
+            raise UserError("the grid is empty: one row of numbers per line, or take a test example")
+        if len({len(r) for r in rows}) != 1:
+            raise UserError("the grid's rows have different lengths")
+        grid = torch.tensor(rows)
+        integral = bool((grid == grid.round()).all())
+        return (grid.long() if integral else grid.float())[None]
+    values = explorer.parse_numbers(text, "features")
+    expected = entry.config.get("input_dim")
+    if expected and len(values) != int(expected):
+        raise UserError(f"{entry.repo_id} takes {expected} features, not {len(values)}")
+    return torch.tensor([values], dtype=torch.float32)
+
+
+def _prediction(entry: Entry, inputs: torch.Tensor):
+    """(label → probability, a sentence): class probabilities for a classifier's [1, C] logits,
+    the last position's next-token distribution for [1, T, V] (and every position's argmax)."""
+    with torch.no_grad():
+        output = entry.model(**{entry.main_input: inputs})
+    logits = getattr(output, "logits", output[0] if isinstance(output, (tuple, list)) else output).float()
+    names = entry.labels()
+    if logits.ndim == 3:
+        probs = torch.softmax(logits[0, -1], -1)
+        argmax = logits[0].argmax(-1).tolist()
+        text = f"per position, the most likely next value: `{' '.join(map(str, argmax[:64]))}`"
+    elif logits.ndim == 4:  # per-cell classes of a grid: [1, H, W, C]
+        grid = logits[0].argmax(-1)
+        probs = torch.softmax(logits[0].reshape(-1, logits.shape[-1]).mean(0), -1)
+        text = "predicted grid:\n```\n" + "\n".join(" ".join(map(str, row)) for row in grid.tolist()) + "\n```"
+    else:
+        if logits.shape[-1] == 1:
+            return {}, f"predicted value: **{float(logits.reshape(-1)[0]):.4g}**"
+        probs = torch.softmax(logits.reshape(-1), -1)
+        best = int(probs.argmax())
+        text = f"prediction: **{names.get(best, best)}**"
+    return {names.get(i, str(i)): float(p) for i, p in enumerate(probs)}, text
+
+
 @gradio_errors
 def sample_example(repo_id: str):
+    """A random test example: the model's prediction, the true label, the example, and its input
+    as text for the input box (edit it and press Predict)."""
     entry = Entry(repo_id)
     data = entry.test_split()
     index = random.randrange(len(data))
     item = data[index]
-    inputs = {entry.main_input: item[entry.main_input][None].float()}
-    with torch.no_grad():
-        probs = torch.softmax(entry.model(**inputs).logits.float(), -1)[0]
-    names = entry.labels()
-    label = names.get(int(item["labels"]), str(int(item["labels"])))
+    if entry.main_input not in item:
+        raise UserError(f"{entry.data_name} has no {entry.main_input} column for {entry.repo_id}")
+    inputs = item[entry.main_input][None]
+    scores, text = _prediction(entry, inputs if inputs.dtype == torch.long else inputs.float())
+    label = item.get("labels")
+    if label is not None and getattr(label, "ndim", 1) == 0:
+        names = entry.labels()
+        text = f"Test example #{index}: true label **{names.get(int(label), str(int(label)))}**; {text}"
+    else:
+        text = f"Test example #{index}; {text}"
     shown = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in item.items()}
-    return ({names.get(i, str(i)): float(p) for i, p in enumerate(probs)},
-            f"Test example #{index}: true label **{label}**", shown)
+    return scores, text, shown, _as_text(item[entry.main_input], entry.kind)
+
+
+@gradio_errors
+def predict_input(repo_id: str, text: str):
+    """The model's prediction for the input typed in the box."""
+    entry = Entry(repo_id)
+    if entry.kind == "image":
+        raise UserError(f"{entry.repo_id} takes images: draw or upload one")
+    return _prediction(entry, _input_tensor(entry, text))
+
+
+def catalogue_rows():
+    return explorer.catalogue(cached_zoo_repos())
 
 
 # ------------------------------------------------------------------------------------------
@@ -369,8 +492,9 @@ def refresh_names():
 
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="zooscope zoo explorer") as demo:
-        gr.Markdown("# zooscope zoo explorer\nChoose a zoo model: its card, config and training curves; "
-                    "then try it.")
+        gr.Markdown("# zooscope zoo explorer\nChoose a published zoo model: its card, config, training curves "
+                    "and our number beside the paper's; then try it. *The zoo* lists every architecture and "
+                    "recipe, published or not.")
         with gr.Row():
             name = gr.Dropdown([], value=None, label="Zoo model", allow_custom_value=True,
                                elem_id="model", scale=4)
@@ -410,29 +534,44 @@ def build_demo() -> gr.Blocks:
                     pair_scores = gr.Label(num_top_classes=5, label="Prediction", elem_id="pair-scores")
                     pair_text = gr.Markdown(elem_id="pair-text")
                 with gr.Group(visible=False) as example_group:
-                    example_button = gr.Button("Random test example", variant="primary", elem_id="example")
+                    features = gr.Textbox(label="Input", lines=3, elem_id="features", max_length=20 * MAX_INPUT)
+                    with gr.Row():
+                        example_button = gr.Button("Random test example", elem_id="example")
+                        predict_button = gr.Button("Predict", variant="primary", elem_id="predict")
                     example_scores = gr.Label(num_top_classes=5, label="Prediction", elem_id="example-scores")
                     example_text = gr.Markdown(elem_id="example-text")
                     example_json = gr.JSON(label="Example", elem_id="example-json")
             with gr.Tab("Training curves"):
                 curves = gr.Plot(label="Training curves", elem_id="curves")
+            with gr.Tab("Paper"):
+                comparison = gr.Markdown(elem_id="comparison")
             with gr.Tab("Model card"):
                 card = gr.Markdown(elem_id="card")
             with gr.Tab("Config"):
                 config = gr.JSON(label="config.json", elem_id="config")
                 recipe = gr.Code(label="recipe.yaml", language="yaml", elem_id="recipe")
+            with gr.Tab("The zoo"):
+                gr.Markdown("Every architecture and recipe in this zoo; the model list above offers the "
+                            "published ones.")
+                table = gr.Dataframe(headers=explorer.CATALOGUE_HEADERS, interactive=False, wrap=True,
+                                     column_widths=["16%", "10%", "7%", "11%", "12%", "5%", "5%", "9%", "8%", "17%"],
+                                     elem_id="catalogue")
 
         outputs = [summary, card, config, curves, recipe, plane_plot, plane_text,
-                   image_group, plane_group, pair_group, example_group]
-        show.click(show_model, [name], outputs, api_name="show_model")
-        name.change(show_if_named, [name], outputs, api_name=False)
+                   image_group, plane_group, pair_group, example_group, comparison, features]
+        show.click(cleared_model, None, outputs, queue=False, api_name=False).then(
+            show_model, [name], outputs, api_name="show_model")
+        name.change(cleared_if_named, [name], outputs, queue=False, api_name=False).then(
+            show_if_named, [name], outputs, api_name=False)
         demo.load(refresh_names, None, [name], api_name=False)
+        predict_button.click(predict_input, [name, features], [example_scores, example_text], api_name="predict")
         classify_drawn.click(classify_sketch, [name, sketch], [scores, preview], api_name="classify_sketch")
         classify_uploaded.click(classify_upload, [name, upload], [scores, preview], api_name="classify_image")
         sample.click(sample_image, [name], [upload, sample_text], api_name="sample_image")
         pair_button.click(predict_pair, [name, a, b], [pair_scores, pair_text], api_name="predict_pair")
-        example_button.click(sample_example, [name], [example_scores, example_text, example_json],
+        example_button.click(sample_example, [name], [example_scores, example_text, example_json, features],
                              api_name="sample_example")
+        demo.load(catalogue_rows, None, [table], api_name="catalogue")
     return demo
 
 

@@ -1,15 +1,14 @@
-"""What the zooscope Gradio Spaces (``spaces/<name>/app.py``) share.
+"""What the zooscope Gradio Spaces (``spaces/<name>/app.py``) share: turning user mistakes into
+``gr.Error`` messages (never a traceback), bounding what one request may ask for, deciding which
+model names a visitor may load, a small cache of loaded models, and ``launch()``.
 
-Each Space is deployed on its own with only ``zooscope[spaces]`` installed, so the helpers live
-here, in the package: turning user mistakes into ``gr.Error`` messages (never a traceback),
-bounding the work one request may ask for, deciding which model names a visitor may load,
-a small cache of loaded models, the zoo-explorer's "try it" widgets chosen from a model's task,
-and ``launch()`` (which honours ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``).
-
-gradio is imported lazily: importing this module needs only the zoo's own dependencies.
+It lives beside the Spaces, not in the ``zoo`` package (``zoo`` must not depend on the analysis
+tools or on gradio); ``python -m spaces.export NAME DIR`` copies it into each deployable folder.
+gradio is imported lazily: importing this module needs only zooscope's own dependencies.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -19,9 +18,10 @@ import tempfile
 import threading
 import traceback
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Any, Callable
 
-from .errors import UserError
+from zoo.errors import UserError
 
 log = logging.getLogger("zooscope.spaces")
 
@@ -39,12 +39,17 @@ LIMITS = {
     "images": 2_000,  # images per request (neuron matching)
     "models": 4,  # models compared at once
     "parameters": 1_500_000_000,  # largest model a Space loads (Hub ids are checked before download)
+    "seconds": 120,  # a request estimated to take longer is refused before it starts (see cost.py)
+    "light_seconds": 10,  # requests estimated below this run beside the large ones, never behind them
+    "light_slots": 4,  # light requests running at once
+    "heavy_waiting": 4,  # large requests waiting for their turn; one more is refused ("busy")
+    "queue": 64,  # Gradio's waiting line (events not yet started)
 }
 # the operator may change a limit: ZOOSCOPE_SPACE_LIMIT_LAYERS=48, ...
 for _key in LIMITS:
     _value = os.environ.get(f"ZOOSCOPE_SPACE_LIMIT_{_key.upper()}")
     if _value:
-        LIMITS[_key] = int(_value)
+        LIMITS[_key] = float(_value) if "." in _value else int(_value)
 
 
 def bounded(value: Any, name: str, low: float, high: float, integer: bool = True) -> Any:
@@ -178,6 +183,8 @@ def check_model_name(name: str | None, allowed: list[str] | None = None) -> str:
         raise UserError(f"{name!r}: local files are not loadable here; choose a model from the list, a zoo id "
                         "or a Hub id (owner/name)")
     if ZOO_ID.match(name) or name.startswith("zooscope/"):
+        # loadable by name; whether its remote code runs is decided where it is loaded
+        # (analysis.models.load_model / zoo.hub.load_pretrained: zoo.hub.remote_code_trust)
         return name
     if not HUB_ID.match(name):
         raise UserError(f"{name!r} is not a model name: choose one from the list, a zoo id or a Hub id (owner/name)")
@@ -189,25 +196,58 @@ def check_model_name(name: str | None, allowed: list[str] | None = None) -> str:
 
 
 class ModelCache:
-    """The last few models loaded by name (loading SmolLM2 from GGUF takes seconds). Thread-safe;
-    ``get`` returns the cached object, so callers that change a model must deep-copy it."""
+    """The last few models loaded by name (loading SmolLM2 from GGUF takes seconds). Thread-safe:
+    a model is loaded once even when several requests ask for it together, and loading one model
+    does not block requests for another.
 
-    def __init__(self, loader: Callable[[str], Any], size: int = 2):
+    ``get`` returns the cached object itself, for read-only use (a plain forward, generate).
+    ``borrow`` is for work that hooks into the model (the analysis tools): it lends a private
+    copy (``copier``, a deep copy by default) that no other request is using, and keeps one
+    spare per name for the next request — so concurrent requests never see each other's hooks,
+    and the cached object is never hooked at all (copying it is then always safe)."""
+
+    def __init__(self, loader: Callable[[str], Any], size: int = 2, copier: Callable[[Any], Any] | None = None):
         self.loader = loader
         self.size = size
+        self.copier = copier or copy.deepcopy
         self._items: OrderedDict[str, Any] = OrderedDict()
+        self._spares: dict[str, list] = {}
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
 
     def get(self, name: str) -> Any:
         with self._lock:
             if name in self._items:
                 self._items.move_to_end(name)
                 return self._items[name]
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:  # one load per name; other names load (or are served) meanwhile
+            with self._lock:
+                if name in self._items:
+                    return self._items[name]
             value = self.loader(name)
-            self._items[name] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            with self._lock:
+                self._items[name] = value
+                self._loading.pop(name, None)
+                while len(self._items) > self.size:
+                    evicted, _ = self._items.popitem(last=False)
+                    self._spares.pop(evicted, None)
             return value
+
+    @contextmanager
+    def borrow(self, name: str):
+        master = self.get(name)
+        with self._lock:
+            spares = self._spares.get(name) or []
+            value = spares.pop() if spares else None
+        if value is None:
+            value = self.copier(master)
+        try:
+            yield value
+        finally:
+            with self._lock:
+                if self._items.get(name) is master and not self._spares.get(name):
+                    self._spares[name] = [value]
 
 
 def check_parameters(model, name: str) -> None:
@@ -234,67 +274,31 @@ def write_json(text_or_data: str | dict, folder: str, filename: str = "report.js
     return path
 
 
-def launch(demo, **kwargs):
-    """Queue (one job at a time, a bounded waiting line) and launch. Server name and port come
-    from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` when set (Gradio reads them)."""
-    demo.queue(default_concurrency_limit=1, max_size=int(os.environ.get("ZOOSCOPE_SPACE_QUEUE", "16")))
-    return demo.launch(**kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# zoo-explorer: the "try it" widget follows from the model's task and data set
-# --------------------------------------------------------------------------------------------
-
-# data set name → widget kind; a new zoo data set with its own widget adds one line here (and a
-# renderer in spaces/zoo-explorer/app.py); anything else gets the generic "test example" widget
-DATA_WIDGETS = {
-    "xor_cluster": "plane",
-    "modular_arithmetic": "pair",
+# Gradio's Gallery shows square tiles in a box of fixed height that scrolls inside itself: a
+# 1848×440 figure becomes an unreadable strip and the third figure sits below the box's fold.
+# Galleries with elem_classes=["zooscope-figures"] instead show each figure at its own aspect
+# ratio, one under the other, as wide as it was drawn (at most the page's width), and grow with
+# the page.
+FIGURE_CSS = """
+.zooscope-figures .grid-wrap, .zooscope-figures .fixed-height {
+  height: auto !important; max-height: none !important; min-height: 0 !important; overflow: visible !important;
 }
+.zooscope-figures .grid-container {
+  grid-template-columns: 1fr !important; grid-template-rows: none !important; grid-auto-rows: auto !important;
+}
+.zooscope-figures .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
+.zooscope-figures .thumbnail-item img {
+  height: auto !important; width: auto !important; max-width: 100% !important; margin: 0 auto; object-fit: contain !important;
+}
+"""
 
 
-def widget_kind(main_input_name: str, data_name: str | None) -> str:
-    """``"image"`` for models on ``pixel_values``, else the data set's widget from
-    ``DATA_WIDGETS``, else ``"example"`` (a test example and the model's prediction)."""
-    if main_input_name == "pixel_values":
-        return "image"
-    return DATA_WIDGETS.get(data_name or "", "example")
-
-
-def image_to_pixels(image, size: int, invert: str = "auto"):
-    """A drawn or uploaded image (numpy HxW[xC], PIL, or Gradio's editor dict) → a
-    ``1×1×size×size`` float tensor in [0, 1], bright object on a dark background like
-    (Fashion-)MNIST: ``invert="auto"`` inverts light-background pictures."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    if isinstance(image, dict):  # ImageEditor / Sketchpad value: background, layers, composite
-        image = image.get("composite") if image.get("composite") is not None else image.get("background")
-    if image is None:
-        raise UserError("no image: draw something or upload a picture first")
-    if isinstance(image, str):
-        image = Image.open(image)
-    if not isinstance(image, Image.Image):
-        array = np.asarray(image)
-        if array.dtype != np.uint8:
-            array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        image = Image.fromarray(array)
-    if image.mode in ("RGBA", "LA"):
-        # transparent pixels (an empty sketch layer) count as background
-        rgba = image.convert("RGBA")
-        alpha = np.asarray(rgba)[..., 3:4].astype(np.float32) / 255.0
-        rgb = np.asarray(rgba)[..., :3].astype(np.float32)
-        if alpha.max() == 0:
-            raise UserError("the drawing is empty: draw something first")
-        gray = (rgb.mean(-1, keepdims=True) * alpha + 255.0 * (1 - alpha))[..., 0]
-        image = Image.fromarray(gray.astype(np.uint8))
-    gray = np.asarray(image.convert("L").resize((size, size), Image.BOX), dtype=np.float32) / 255.0
-    if invert == "auto":
-        border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-        invert = bool(border.mean() > 0.5)
-    if invert:
-        gray = 1.0 - gray
-    if gray.max() - gray.min() < 1e-3:
-        raise UserError("the image is blank: draw something or upload a picture")
-    return torch.from_numpy(gray)[None, None]
+def launch(demo, **kwargs):
+    """Queue and launch. The Gradio queue runs every event at once (``default_concurrency_limit=
+    None``): ``cost.SCHEDULER`` inside each handler decides who runs — small requests beside
+    large ones, large ones one at a time — so a one-prompt request never waits behind a five-
+    minute one. The waiting line holds ``LIMITS["queue"]`` events (``$ZOOSCOPE_SPACE_LIMIT_QUEUE``).
+    Server name and port come from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` when set."""
+    demo.queue(default_concurrency_limit=None, max_size=LIMITS["queue"])
+    kwargs["css"] = FIGURE_CSS + kwargs.get("css", "")
+    return demo.launch(**kwargs)

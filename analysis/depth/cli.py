@@ -1,0 +1,108 @@
+"""``zoo-analysis depth``: the depth probes of one model (and the linear maps to a second one)."""
+from __future__ import annotations
+
+import os
+
+from .. import runner
+from ..errors import AnalysisError
+
+# torch and the tool's modules load when the command runs, not when `zoo-analysis --help` builds
+# the parser
+ANALYSES = ("contributions", "skip", "lens", "map")
+
+__all__ = ["add_cli"]
+
+DEFAULT_MAX_TOKENS = 256
+
+
+def _positions_arg(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise AnalysisError(f"--exclude-positions takes comma-separated integers or 'none', not {text!r}") from None
+
+
+def _analyses_arg(text: str) -> list[str]:
+    analyses = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = set(analyses) - set(ANALYSES)
+    if unknown:
+        raise AnalysisError(f"unknown --analyses {sorted(unknown)} (contributions, skip, lens, map)")
+    return analyses
+
+
+def _validate(args) -> None:
+    # everything cheap, before loading anything or touching --out
+    runner.check_at_least(args, "num_prompts", "max_tokens", "batch_size", "skip_positions")
+    if args.max_tokens is not None and args.max_tokens < 2:
+        raise AnalysisError("--max-tokens must be at least 2")
+    runner.check_at_least(args, "map_tokens")
+    _positions_arg(args.exclude_positions)
+    _analyses_arg(args.analyses)
+    if args.prompts and not os.path.isfile(args.prompts) and args.prompts.endswith((".txt", ".md")):
+        raise AnalysisError(f"prompt file not found: {args.prompts}")
+
+
+def _run(args, run: runner.Run) -> int:
+    from ..models import DecoderAdapter
+    from .report import run_depth
+    from .resources import check_max_tokens, estimate_memory
+
+    exclude = _positions_arg(args.exclude_positions)
+    analyses = _analyses_arg(args.analyses)
+    loaded = run.load(args.model)
+    adapter = DecoderAdapter(loaded.model)
+    check_max_tokens(adapter, args.max_tokens or 0, name=args.model)  # before loading a second model
+    compare = compare_tok = None
+    if args.compare:
+        other = run.load(args.compare)
+        compare, compare_tok = DecoderAdapter(other.model), other.tokenizer
+    models = [adapter] + ([compare] if compare is not None else [])
+    max_tokens = runner.resolve_max_tokens(models, args.max_tokens, default=DEFAULT_MAX_TOKENS,
+                                           names=[args.model, args.compare])
+    estimate = estimate_memory(adapter, max_tokens=max_tokens, batch_size=args.batch_size, analyses=analyses,
+                               skip_positions=args.skip_positions, skip_max_tokens=args.skip_max_tokens,
+                               map_tokens=args.map_tokens, compare=compare)
+    worst = max((k for k in estimate if k != "peak"), key=estimate.get, default=None)
+    lower = {"skip": "--skip-max-tokens or --skip-positions", "map": "--map-tokens or --batch-size"}.get(
+        worst, "--max-tokens or --batch-size")
+    runner.check_memory(estimate["peak"], what=f"depth probes of {args.model} ({worst})", lower=lower,
+                        device=adapter.device)
+    report = run_depth(
+        adapter, loaded.tokenizer, name=args.model, compare=compare, compare_tokenizer=compare_tok,
+        compare_name=args.compare or "compare", prompts=args.prompts, num_prompts=args.num_prompts,
+        max_tokens=max_tokens, batch_size=args.batch_size, exclude_positions=exclude,
+        analyses=analyses, skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
+        skip_mode=args.skip_mode, skip_max_tokens=args.skip_max_tokens, map_tokens=args.map_tokens,
+        progress=run.progress,
+    )
+    with run.staging() as folder:
+        report.write_into(folder)
+    run.print_files(f"depth probes for {args.model} written to")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    parser = runner.add_tool(
+        subparsers, "depth", run=_run, validate=_validate, device_map=True,
+        help="residual-stream depth probes (contributions, skip effects, logit lens, linear maps)",
+        description="How does a decoder LM use its depth? (Csordás et al. 2025)",
+    )
+    parser.add_argument("--compare", help="a second model (same tokenizer) for the linear maps")
+    parser.add_argument("--prompts", help="text file (blank-line separated) or datasets name; default: built-in English text")
+    parser.add_argument("--num-prompts", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help=f"tokens per prompt, at most the model's positions (default {DEFAULT_MAX_TOKENS}, "
+                             "or the model's positions if fewer)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--exclude-positions", default="0",
+                        help="positions left out of the averages, comma-separated, or 'none' (default: 0, the attention sink)")
+    parser.add_argument("--analyses", default="contributions,skip,lens,map",
+                        help="comma-separated subset of contributions,skip,lens,map")
+    parser.add_argument("--skip-prompts", type=int, default=None, help="prompts for the skip test (default: all)")
+    parser.add_argument("--skip-positions", type=int, default=4, help="intervention positions per prompt")
+    parser.add_argument("--skip-mode", choices=["from", "future"], default="from",
+                        help="from: skip positions >= t; future: skip positions < t and measure >= t (the reference's test)")
+    parser.add_argument("--skip-max-tokens", type=int, default=None, help="cut prompts to this length for the skip test")
+    parser.add_argument("--map-tokens", type=int, default=4096, help="tokens for the linear maps")
