@@ -472,11 +472,11 @@ def test_zoo_explorer_card_config_curves_and_boundary(client_for, space_env):
     import torch
 
     import zoo
-    from transformers import AutoModel
+    from transformers import AutoModelForSequenceClassification
 
     accuracy = float(plane_text.split("**")[1])
-    import zoo.registry  # noqa: F401  (registers the architectures with AutoModel)
-    model = AutoModel.from_pretrained(space_env["root"] / "out" / "tiny-xor-cluster").eval()
+    import zoo.registry  # noqa: F401  (registers the architectures with the Auto classes)
+    model = AutoModelForSequenceClassification.from_pretrained(space_env["root"] / "out" / "tiny-xor-cluster").eval()
     data = zoo.data.load("xor_cluster", split="test", **{k: v for k, v in TINY_XOR["data"].items() if k != "name"})[:]
     with torch.no_grad():
         expected = float((model(input_features=data["input_features"]).logits.argmax(-1) == data["labels"]).float().mean())
@@ -502,11 +502,11 @@ def test_zoo_explorer_classifies_a_test_image(client_for, space_env):
     from PIL import Image
 
     import zoo
-    from transformers import AutoModel
+    from transformers import AutoModelForImageClassification
 
     index = int(text.split("#")[1].split(":")[0])
     pixels = zoo.data.load("digits", split="test")[index]["pixel_values"][None].float()
-    model = AutoModel.from_pretrained(space_env["root"] / "out" / "tiny-mlp-digits").eval()
+    model = AutoModelForImageClassification.from_pretrained(space_env["root"] / "out" / "tiny-mlp-digits").eval()
     with torch.no_grad():
         expected = model(pixel_values=pixels).logits.softmax(-1)[0]
     assert scores["label"] == str(int(expected.argmax()))
@@ -542,9 +542,9 @@ def test_zoo_explorer_catalogue_paper_and_generic_panel(client_for, space_env):
     values[0] += 1.0
     scores, text = client.predict(TINY_XOR["id"], " ".join(map(str, values)), api_name="/predict")
     import torch
-    from transformers import AutoModel
+    from transformers import AutoModelForSequenceClassification
 
-    model = AutoModel.from_pretrained(space_env["root"] / "out" / TINY_XOR["id"]).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(space_env["root"] / "out" / TINY_XOR["id"]).eval()
     with torch.no_grad():
         expected = model(input_features=torch.tensor([values])).logits.softmax(-1)[0]
     got = {c["label"]: c["confidence"] for c in scores["confidences"]}

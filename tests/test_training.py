@@ -51,12 +51,12 @@ def test_single_process_artifacts(single_run):
 
 
 def test_eval_metrics_match_an_independent_evaluation(single_run):
-    from transformers import AutoModel
+    from transformers import AutoModelForImageClassification
 
     from zoo import data
 
     _, out = single_run
-    model = AutoModel.from_pretrained(out).eval()
+    model = AutoModelForImageClassification.from_pretrained(out).eval()  # AutoModel: the backbone
     test = data.load("digits", split="test")
     with torch.no_grad():
         logits = model(pixel_values=test["pixel_values"][:]).logits
@@ -133,7 +133,7 @@ XOR_DATA = ["architecture=two_layer_mlp", "data={name: xor_cluster, dim: 4, n_tr
     (["training.trainer_options.momentum=0.9"], {}, "unknown training.trainer_options.momentum for trainer 'sgd'"),
     (["--resume", "--overwrite"], {}, "give one of them"),
     (XOR_DATA + ["config={input_dim: 4, hidden_dim: 8, num_labels: 1}"], {},
-     "config.num_labels=1 makes two_layer_mlp a regressor (problem_type: regression), but data set 'xor_cluster' has 2 classes"),
+     "invalid two_layer_mlp config: num_labels must be at least 2 for a classifier, got 1; for a regressor set problem_type='regression'"),
     (XOR_DATA + ["config={input_dim: 7, hidden_dim: 8}"], {}, "the two_layer_mlp config does not fit data set 'xor_cluster'"),
 ])
 def test_bad_input_exits_cleanly_and_writes_nothing(tiny_recipe, tmp_path, hf_env, overrides, env, message):
@@ -226,9 +226,9 @@ def test_custom_solver_trainer_trains_publishes_and_loads_by_name(tiny_recipe, t
     assert json.loads(proc.stdout)["eval_accuracy"] == pytest.approx(accuracy, abs=1e-9)
     code = """
 import json, torch
-from transformers import AutoModel
+from transformers import AutoModelForImageClassification
 from zoo_check_data import x
-model = AutoModel.from_pretrained("zooscope/tiny-ridge-digits", trust_remote_code=True).eval()
+model = AutoModelForImageClassification.from_pretrained("zooscope/tiny-ridge-digits", trust_remote_code=True).eval()
 print(json.dumps(model(pixel_values=torch.tensor(x)).logits.tolist()))
 """
     sample = test["pixel_values"][:5]

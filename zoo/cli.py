@@ -47,7 +47,12 @@ def cmd_publish(args) -> int:
         print(f"note:         the run used overrides of the recipe ({' '.join(result.overrides)}); the card says so")
     if result.url:
         print(f"pushed:       {result.url}")
-    print(f'load it:      AutoModel.from_pretrained("{result.repo_id}", trust_remote_code=True)')
+    import json
+
+    from .registry import auto_class_for
+
+    auto = auto_class_for(json.loads((result.repo_dir / "config.json").read_text())).__name__  # AutoModel: the backbone
+    print(f'load it:      {auto}.from_pretrained("{result.repo_id}", trust_remote_code=True)')
     return 0
 
 

@@ -1,6 +1,8 @@
 """Configuration of the two-layer (one hidden layer) network used by the theory papers."""
 from transformers import PretrainedConfig
 
+from .zoo_common import label_kwargs, one_of, positive_float, positive_int
+
 ACTIVATIONS = ("relu", "tanh", "quadratic", "gelu", "sigmoid", "leaky_relu", "identity")
 
 
@@ -10,8 +12,9 @@ class TwoLayerMLPConfig(PretrainedConfig):
     Args:
         input_dim (`int`): dimension of the input vectors (`input_features`).
         hidden_dim (`int`): number of hidden units.
-        num_labels (`int`): number of outputs. With `problem_type="regression"` and one output
-            the model is a scalar regressor; otherwise a classifier trained with cross-entropy.
+        num_labels (`int`): number of outputs: a classifier (cross-entropy) needs 2 or more; a
+            scalar regressor says so with `problem_type="regression"` (num_labels=1 alone is an
+            error, never a silent switch to regression).
         activation (`str`): hidden nonlinearity, one of `ACTIVATIONS`. "quadratic" is σ(x) = x².
         first_layer_bias (`bool`): whether W₁ has a bias.
         second_layer_bias (`bool`): whether W₂ has a bias.
@@ -36,22 +39,12 @@ class TwoLayerMLPConfig(PretrainedConfig):
         initializer_range: float = 0.1,
         **kwargs,
     ):
-        if num_labels is None:  # a saved config carries id2label instead of num_labels
-            num_labels = len(kwargs["id2label"]) if kwargs.get("id2label") else 2
-        for field, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("num_labels", num_labels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{field} must be a positive integer, got {value!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
-        if not initializer_range > 0:
-            raise ValueError(f"initializer_range must be positive, got {initializer_range!r}")
-        self.input_dim = input_dim
-        self.hidden_dim = hidden_dim
-        self.activation = activation
+        kwargs = label_kwargs(num_labels, kwargs, default=2)
+        self.input_dim = positive_int("input_dim", input_dim)
+        self.hidden_dim = positive_int("hidden_dim", hidden_dim)
+        self.activation = one_of("activation", activation, ACTIVATIONS)
         self.first_layer_bias = bool(first_layer_bias)
         self.second_layer_bias = bool(second_layer_bias)
         self.fixed_second_layer = bool(fixed_second_layer)
-        self.initializer_range = float(initializer_range)
-        if kwargs.get("problem_type") is None:
-            kwargs["problem_type"] = "regression" if num_labels == 1 else "single_label_classification"
-        super().__init__(num_labels=num_labels, **kwargs)
+        self.initializer_range = positive_float("initializer_range", initializer_range)
+        super().__init__(**kwargs)
