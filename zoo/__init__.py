@@ -10,8 +10,9 @@ from .errors import UserError
 __version__ = "0.1.0"
 __all__ = ["Architecture", "UserError", "create_model", "get_architecture", "list_models", "data", "__version__"]
 
-_REGISTRY_NAMES = ("Architecture", "create_model", "get_architecture", "list_models")
-_SUBMODULES = ("data", "hub", "training", "recipes", "registry", "results")
+_REGISTRY_NAMES = ("Architecture", "get_architecture")
+_API_NAMES = ("create_model", "list_models")
+_SUBMODULES = ("api", "data", "hub", "training", "recipes", "registry", "results")
 
 
 def __getattr__(name):
@@ -20,6 +21,8 @@ def __getattr__(name):
 
     if name in _REGISTRY_NAMES:
         return getattr(importlib.import_module("zoo.registry"), name)
+    if name in _API_NAMES:
+        return getattr(importlib.import_module("zoo.api"), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"zoo.{name}")
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

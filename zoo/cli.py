@@ -11,7 +11,8 @@ def cmd_list(args) -> int:
     from . import data
     from .hub import published_ids, recipe_repo_prefix
     from .recipes import load_recipe
-    from .registry import get_architecture, list_models
+    from .api import list_models
+    from .registry import get_architecture
 
     published = set(published_ids())
     print("architectures:")

@@ -1,4 +1,5 @@
 """The one exception type for user mistakes, shared by `zoo` and `analysis`."""
+import difflib
 
 
 class UserError(ValueError):
@@ -29,3 +30,10 @@ def run_cli(parser, argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def unknown_name_error(kind: str, name: str, known: list[str]) -> UserError:
+    """A UserError for an unknown `name` that lists the close matches (or everything known)."""
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(known)) or '(none)'}"
+    return UserError(f"unknown {kind} {name!r}; {hint}")

@@ -181,7 +181,7 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
             raise UserError(f"recipe file {str(path_or_id)!r} does not exist")
         matches = [d / f"{path_or_id}.yaml" for d in recipe_dirs() if (d / f"{path_or_id}.yaml").exists()]
         if not matches:
-            from .registry import unknown_name_error
+            from .errors import unknown_name_error
 
             raise unknown_name_error("recipe", str(path_or_id), list_recipes())
         path = matches[0]

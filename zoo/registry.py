@@ -20,7 +20,7 @@ from pathlib import Path
 import transformers
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
-from .errors import UserError
+from .errors import UserError, unknown_name_error  # noqa: F401 (re-exported)
 
 
 AUTO_CLASS_TO_PIPELINE_TAG = {
@@ -226,13 +226,6 @@ def auto_class_for(config) -> type:
     return AutoModel
 
 
-def unknown_name_error(kind: str, name: str, known: list[str]) -> UserError:
-    """A UserError for an unknown `name` that lists the close matches (or everything known)."""
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(known)) or '(none)'}"
-    return UserError(f"unknown {kind} {name!r}; {hint}")
-
-
 def get_architecture(name: str) -> Architecture:
     if name not in _REGISTRY:
         raise unknown_name_error("architecture", name, list(_REGISTRY))
@@ -241,21 +234,6 @@ def get_architecture(name: str) -> Architecture:
 
 def list_architectures(pattern: str | None = None) -> list[str]:
     return sorted(n for n in _REGISTRY if pattern is None or fnmatch.fnmatch(n, pattern))
-
-
-def list_models(pattern: str | None = None, pretrained: bool = False, recipes: bool = False) -> list[str]:
-    """Architecture names; with ``pretrained=True`` the ids actually published (a complete snapshot in
-    the local Hugging Face cache, or on the Hub when it is reachable); with ``recipes=True`` the
-    recipe ids (hub_configs/), published or not."""
-    if pretrained:
-        from .hub import published_ids
-
-        return published_ids(pattern)
-    if recipes:
-        from .recipes import list_recipes
-
-        return sorted(r for r in list_recipes() if pattern is None or fnmatch.fnmatch(r, pattern))
-    return list_architectures(pattern)
 
 
 def check_config_keys(arch_name: str, keys, where: str = "config") -> None:
@@ -285,31 +263,11 @@ def build_config(name: str, **overrides) -> PretrainedConfig:
         raise UserError(f"invalid {name} config: {error}") from error
 
 
-def create_model(name_or_type: str, pretrained: bool = False, **config_overrides) -> PreTrainedModel:
-    """Build a model from an architecture name or a recipe id (timm-style).
-
-    ``create_model("mlp", hidden_sizes=[64])`` builds a fresh `mlp` (the task model, e.g.
-    MLPForImageClassification); ``create_model("mlp-fashion-mnist")`` builds the recipe's
-    configuration; with ``pretrained=True`` the recipe's published weights are loaded by name
-    ("zooscope/<id>", from the local Hugging Face cache when offline). An unknown config key is a
-    UserError naming the close match.
-    """
-    if name_or_type in _REGISTRY:
-        if pretrained:
-            raise UserError(f"{name_or_type!r} is an architecture; pretrained weights belong to a recipe id "
-                            f"(see `zoo list --pretrained`)")
-        return get_architecture(name_or_type).model_class(build_config(name_or_type, **config_overrides))
-    from .recipes import list_recipes, load_recipe
-
-    if name_or_type not in list_recipes():
-        raise unknown_name_error("architecture or recipe", name_or_type, list(_REGISTRY) + list_recipes())
-    recipe = load_recipe(name_or_type)
-    arch = get_architecture(recipe.architecture)
-    if pretrained:
-        from .hub import load_pretrained
-
-        return load_pretrained(recipe.repo_id, **config_overrides)
-    return arch.model_class(build_config(arch.name, **{**recipe.config, **config_overrides}))
+def build_model(name: str, **config_overrides) -> PreTrainedModel:
+    """A fresh task model of architecture `name` (e.g. MLPForImageClassification); an unknown or
+    invalid config key is a UserError naming the field. Recipe ids and published weights:
+    ``zoo.create_model`` (zoo.api)."""
+    return get_architecture(name).model_class(build_config(name, **config_overrides))
 
 
 _models_path_from_env()

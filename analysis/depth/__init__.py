@@ -30,7 +30,7 @@ from __future__ import annotations
 # public name -> the module that defines it (re-exported here, imported on first use)
 _EXPORTS = {
     "add_cli": "cli",
-    "ANALYSES": "cli",
+    "ANALYSES": "names",
     "CONTRIB_FIELDS": "contrib",
     "ContributionResult": "contrib",
     "contributions": "contrib",

@@ -6,9 +6,10 @@ import os
 from .. import runner
 from ..errors import AnalysisError
 
+from .names import ANALYSES
+
 # torch and the tool's modules load when the command runs, not when `zoo-analysis --help` builds
 # the parser
-ANALYSES = ("contributions", "skip", "lens", "map")
 
 __all__ = ["add_cli"]
 

@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..models import as_adapter
 from ..prompts import load_prompts
 from ..runner import staged_folder
-from .cli import ANALYSES
+from .names import ANALYSES
 from .contrib import ContributionResult, contributions
 from .lens import LensResult, logit_lens
 from .maps import LinearMapResult, check_same_tokenizer, linear_maps

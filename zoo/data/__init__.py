@@ -14,7 +14,7 @@ from typing import Callable
 import datasets
 
 from ..errors import UserError
-from ..registry import unknown_name_error
+from ..errors import unknown_name_error
 
 _LOADERS: dict[str, Callable[..., datasets.DatasetDict]] = {}
 

@@ -106,7 +106,7 @@ def get_trainer(name: str) -> type:
         if name not in _TRAINERS:
             entry = _entry_points().get(name)
             if entry is None:
-                from ..registry import unknown_name_error
+                from ..errors import unknown_name_error
 
                 error = unknown_name_error("trainer", name, list_trainers())
                 raise UserError(f"{error} (or give package.module:Class)")

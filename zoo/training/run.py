@@ -578,7 +578,7 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 
     from .. import data as zoo_data
-    from ..registry import create_model
+    from ..registry import build_model
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
@@ -605,7 +605,7 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True, data_seed=t["seed"]),
     )
     set_seed(t["seed"])  # same init on every process
-    model = create_model(recipe.architecture, **recipe.config)
+    model = build_model(recipe.architecture, **recipe.config)
     check_labels(recipe, model, data["train"])
     label_names = getattr(data["train"].features.get("labels"), "names", None)
     if label_names and len(label_names) == model.config.num_labels:
