@@ -8,26 +8,32 @@ from pathlib import Path
 
 
 def cmd_list(args) -> int:
-    from . import data
+    # Read from the files (zoo.catalog), not by importing the registry: no torch, so it starts fast.
+    import fnmatch
+
+    from . import catalog
     from .hub import published_ids, recipe_repo_prefix
-    from .recipes import load_recipe
-    from .api import list_models
-    from .registry import get_architecture
+    from .recipes import list_recipes, read_recipe_file
+
+    def wanted(name):
+        return args.pattern is None or fnmatch.fnmatch(name, args.pattern)
 
     published = set(published_ids())
     print("architectures:")
-    for name in list_models(args.pattern):
-        arch = get_architecture(name)
-        print(f"  {name:<20} {arch.task_auto_class or 'AutoModel':<34} {arch.description}")
+    for arch in catalog.architectures():
+        if wanted(arch.name):
+            print(f"  {arch.name:<20} {arch.task_auto_class or 'AutoModel':<34} {arch.description}")
     print("recipes:")
-    for recipe_id in list_models(args.pattern, recipes=True):
-        recipe = load_recipe(recipe_id)
+    recipe_ids = list_recipes()
+    for recipe_id in filter(wanted, recipe_ids):
+        raw = read_recipe_file(recipe_id)
+        data_name = (raw.get("data") or {}).get("name", "?")
         where = "published" if recipe_id in published else "not published here"
-        print(f"  {recipe_id:<32} {recipe.architecture:<16} {recipe.data_name:<20} {recipe_repo_prefix()}{recipe_id} ({where})")
-    others = sorted(published - set(list_models(recipes=True)))
+        print(f"  {recipe_id:<32} {raw.get('architecture', '?'):<16} {data_name:<20} {recipe_repo_prefix()}{recipe_id} ({where})")
+    others = sorted(published - set(recipe_ids))
     if others:
         print("published checkpoints without a recipe here:", ", ".join(others))
-    print("data sets:", ", ".join(data.list_datasets()))
+    print("data sets:", ", ".join(catalog.dataset_names()))
     return 0
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from .errors import UserError
 from .recipes import HUB_ORG, Recipe, load_recipe
-from .registry import get_architecture
 
 AUTO_CLASS_TO_PIPELINE_TAG = {
     "AutoModelForImageClassification": "image-classification",
@@ -94,6 +93,13 @@ def safetensors_size_problem(path: Path) -> str | None:
         return f"truncated: {size} bytes, the header needs {expected}"
     return None
 
+
+
+def get_architecture(name: str):
+    """zoo.registry's, imported on first use: listing what is published needs no torch."""
+    from .registry import get_architecture as registry_get_architecture
+
+    return registry_get_architecture(name)
 
 # --------------------------------------------------------------------------------------------
 # Network: probe once, then fail fast

@@ -173,8 +173,12 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read and validate a recipe from a YAML path or a recipe id (looked up in hub_configs/)."""
+def read_recipe_file(path_or_id: str | Path) -> dict:
+    """A recipe's YAML mapping as written (no overrides, not validated), from a path or an id."""
+    return _read_raw(path_or_id)[1]
+
+
+def _read_raw(path_or_id: str | Path) -> tuple[Path, dict]:
     path = Path(path_or_id)
     if not path.exists():
         if path.suffix in (".yaml", ".yml") or os.sep in str(path_or_id):
@@ -191,6 +195,12 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
         raise UserError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a recipe is a YAML mapping")
+    return path, raw
+
+
+def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read and validate a recipe from a YAML path or a recipe id (looked up in hub_configs/)."""
+    path, raw = _read_raw(path_or_id)
     raw = apply_overrides(raw, overrides or [])
     unknown = sorted(set(raw) - TOP_LEVEL_FIELDS)
     if unknown:

@@ -28,7 +28,7 @@ AUTO_CLASS_TO_PIPELINE_TAG = {
     "AutoModelForCausalLM": "text-generation",
 }
 # Extra folders holding architecture sub-packages (os.pathsep-separated), searched after zoo/models.
-MODELS_PATH_ENV = "ZOO_MODELS_PATH"
+from .catalog import MODELS_PATH_ENV  # noqa: E402 (one name for the variable, read by the static catalog too)
 _RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\w+)\s+import\s", re.MULTILINE)
 
 
