@@ -84,9 +84,11 @@ UNSUPPORTED_SCHEDULERS = {"reduce_lr_on_plateau"}
 
 
 def recipe_dirs() -> list[Path]:
-    """Where recipes are looked up by id: $ZOO_RECIPES_DIR, ./hub_configs, the checkout's hub_configs."""
+    """Where recipes are looked up by id: $ZOO_RECIPES_DIR, ./hub_configs, the checkout's hub_configs,
+    and the copy an installed wheel carries (zoo/hub_configs, put there by setup.py)."""
     dirs = [Path(p) for p in os.environ.get("ZOO_RECIPES_DIR", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "hub_configs", Path(__file__).resolve().parent.parent / "hub_configs"]
+    here = Path(__file__).resolve().parent
+    dirs += [Path.cwd() / "hub_configs", here.parent / "hub_configs", here / "hub_configs"]
     return list(dict.fromkeys(d.resolve() for d in dirs if d.is_dir()))
 
 
