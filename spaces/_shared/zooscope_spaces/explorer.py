@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -78,44 +77,22 @@ def architecture_kind(arch, config: dict | None = None) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _cache_dir() -> str:
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_CACHE
-
-
 def cached_snapshot(repo_id: str) -> Path | None:
     """The snapshot refs/main points at, when it is complete (config.json and weights)."""
-    folder = Path(_cache_dir()) / f"models--{repo_id.replace('/', '--')}"
-    try:
-        revision = (folder / "refs" / "main").read_text().strip()
-    except OSError:
-        return None
-    snapshot = folder / "snapshots" / revision
-    if (snapshot / "config.json").is_file() and any(snapshot.glob("*.safetensors")):
-        return snapshot
-    return None
+    from zoo.hub import cached_snapshot as hub_cached_snapshot
+
+    snapshot = hub_cached_snapshot(repo_id)
+    return snapshot if snapshot is not None and any(snapshot.glob("*.safetensors")) else None
 
 
 def published_ids(online: bool | None = None) -> list[str]:
-    """Bare ids of the zoo's published models: complete snapshots in the local cache, and the
-    Hub's list when online (a network failure leaves the cache's list)."""
+    """Bare ids of the zoo's published models (zoo.hub.published_ids): complete snapshots in the
+    local cache, and the Hub's list when it is reachable; ``online=False`` reads the cache alone."""
     from huggingface_hub import constants
 
-    prefix = f"models--{HUB_ORG}--"
-    try:
-        entries = os.listdir(_cache_dir())
-    except OSError:
-        entries = []
-    ids = {e[len(prefix):] for e in entries if e.startswith(prefix) and cached_snapshot(f"{HUB_ORG}/{e[len(prefix):]}")}
-    if online if online is not None else not constants.HF_HUB_OFFLINE:
-        try:
-            from huggingface_hub import HfApi
+    from zoo.hub import published_ids as hub_published_ids
 
-            ids |= {m.id.split("/", 1)[1] for m in HfApi().list_models(author=HUB_ORG, limit=500)}
-        except Exception:  # noqa: BLE001 - offline or the Hub is down: the cache's list stands
-            pass
-    return sorted(ids)
+    return hub_published_ids(cache_dir=constants.HF_HUB_CACHE if online is False else None)
 
 
 # ------------------------------------------------------------------------------------------
