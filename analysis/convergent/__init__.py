@@ -45,9 +45,12 @@ split (imported on first use); so are the round-1 private names other code used
 """
 from __future__ import annotations
 
+from ..lazy import lazy_exports
+
 # public name -> (module, name there); imported on first use, so that building the zoo-analysis
 # parser (which needs only ``add_cli``) does not load torch. No sub-module is named like a name
 # exported here, so importing one never hides an export.
+
 _EXPORTS = {
     "add_cli": ("cli", "add_cli"),
     "collect_statistics": ("collect", "collect_statistics"),
@@ -91,16 +94,4 @@ _ALIASES = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
-    where = _EXPORTS.get(name) or _ALIASES.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{where[0]}"), where[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, {**_EXPORTS, **_ALIASES}, globals())

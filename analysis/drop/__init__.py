@@ -32,6 +32,8 @@ report and :func:`run_drop`), ``plots``, ``cli``.
 from __future__ import annotations
 
 # public name -> the module that defines it (re-exported here, imported on first use)
+from ..lazy import lazy_exports
+
 _EXPORTS = {
     "add_cli": "cli",
     "KINDS": "kinds",
@@ -78,19 +80,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
-    # import a name's module on first use, so `zoo-analysis --help` (which needs only ``add_cli``)
-    # does not load torch; no submodule is named like a function it exports, so importing one
-    # never hides a name here
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
