@@ -50,12 +50,11 @@ import argparse
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from .errors import AnalysisError, UserError
+from .errors import AnalysisError
 
 __all__ = [
     "Run",
@@ -276,22 +275,13 @@ def add_tool(subparsers, name: str, *, run: Callable[[argparse.Namespace, Run], 
 def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse ``argv``, call the chosen sub-command's ``func(args)``; the error path of every tool.
 
-    A ``UserError`` (``AnalysisError`` included) prints ``PROG COMMAND: error: MESSAGE`` as one
-    line on stderr and returns 2; Ctrl-C returns 130; anything else is a bug and propagates.
+    zoo's own CLI runner (``zoo.errors.run_cli``): a ``UserError`` (``AnalysisError`` included)
+    prints ``PROG COMMAND: error: MESSAGE`` as one line on stderr and returns 2; Ctrl-C returns
+    130; anything else is a bug and propagates.
     """
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except UserError as error:
-        message = " ".join(str(error).split())  # one line, whatever the message holds
-        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    from zoo.errors import run_cli as zoo_run_cli
+
+    return zoo_run_cli(parser, argv)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ def run_cli(parser, argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as error:
-        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, whatever the message holds
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
