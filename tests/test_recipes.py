@@ -34,7 +34,7 @@ def test_exponent_floats_in_overrides_and_in_recipe_files(tiny_recipe):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["config.hidden_size=64"], "unknown config key config.hidden_size for mlp (did you mean hidden_sizes"),
+    (["config.hidden_size=64"], "unknown recipe config key 'hidden_size' for architecture mlp; did you mean hidden_sizes"),
     (["config.dropuot=0.1"], "did you mean dropout"),
     (["training.eval_every_step=5"], "training.eval_every_step (did you mean eval_every_steps?)"),
     (["trainig.lr=0.1"], "unknown recipe field 'trainig' (did you mean training?)"),
@@ -54,7 +54,7 @@ def test_unknown_keys_and_bad_settings_name_the_problem(tiny_recipe, overrides, 
 
 def test_unknown_config_key_in_a_recipe_file(tiny_recipe):
     path = tiny_recipe(config={"hiden_sizes": [64]})
-    with pytest.raises(UserError, match=r"config.hiden_sizes for mlp \(did you mean hidden_sizes"):
+    with pytest.raises(UserError, match=r"config key 'hiden_sizes' for architecture mlp; did you mean hidden_sizes"):
         load_recipe(path)
     # the config class's own keys and PretrainedConfig's are accepted
     assert load_recipe(tiny_recipe(), ["config.activation=tanh", "config.problem_type=single_label_classification"])

@@ -124,7 +124,7 @@ XOR_DATA = ["architecture=two_layer_mlp", "data={name: xor_cluster, dim: 4, n_tr
     (["training.batch_sz=3"], {}, "unknown training setting"),
     (["--resume"], {}, "no checkpoint"),
     (["training.lr"], {}, "key=value"),
-    (["config.hidden_size=64"], {}, "config.hidden_size for mlp (did you mean hidden_sizes"),
+    (["config.hidden_size=64"], {}, "config key 'hidden_size' for architecture mlp; did you mean hidden_sizes"),
     (["config.num_labels=5"], {}, "config.num_labels=5 does not match data set 'digits', which has 10 classes"),
     (["config.image_size=7"], {}, "the mlp config does not fit data set 'digits' (one example: pixel_values (1, 8, 8))"),
     (["training.scheduler=cosin"], {}, "unknown training.scheduler 'cosin' (did you mean cosine"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -239,30 +238,12 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
     return recipe
 
 
-def config_keys(config_class) -> tuple[set[str], set[str]]:
-    """(the config class's own keyword arguments, the ones PretrainedConfig adds to every config).
-
-    Anything else would be stored as a stray attribute and ignored by the model, so a typo
-    (`hidden_size` for `hidden_sizes`) would silently train the default.
-    """
-    from transformers import PretrainedConfig
-
-    def arguments(cls):
-        return {name for name, p in inspect.signature(cls.__init__).parameters.items()
-                if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-
-    own = arguments(config_class)
-    return own, (arguments(PretrainedConfig) | set(PretrainedConfig().to_dict()) | {"num_labels"}) - own
-
-
 def _check_config_keys(recipe: Recipe) -> None:
-    from .registry import get_architecture
+    # PretrainedConfig keeps unknown keys as stray attributes: a typo (`hidden_size` for
+    # `hidden_sizes`) would silently train the default. The registry knows each config's keys.
+    from .registry import check_config_keys
 
-    own, common = config_keys(get_architecture(recipe.architecture).config_class)
-    for key in recipe.config:
-        if key not in own and key not in common:
-            raise UserError(f"unknown config key config.{key} for {recipe.architecture}{close_matches(key, own | common)}; "
-                            f"its keys: {', '.join(sorted(own))}")
+    check_config_keys(recipe.architecture, recipe.config, where="recipe config")
 
 
 def _is_int(value) -> bool:
