@@ -48,6 +48,9 @@ class Architecture:
     # first use: Pillow and transformers' image code need not load with `import zoo`)
     image_processor_class: type | str | None = None
     pipeline_tag: str | None = None  # the Hub task; default from task_auto_class
+    # what a demo feeds it: "image" | "sequence" | "tabular" | "grid"; None: inferred from the
+    # config (zoo-explorer's try-it panel, spaces/_shared/zooscope_spaces/explorer.py)
+    input_kind: str | None = None
 
     @property
     def backbone_class(self) -> type[PreTrainedModel]:
