@@ -229,6 +229,11 @@ def load_model(
         trust_remote_code = source.trusted if revision is None else source.trusted_at(revision)
     common: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
     if source.gguf_file:
+        try:  # transformers reads GGUF through the gguf package, an optional dependency
+            import gguf  # noqa: F401
+        except ImportError:
+            raise UserError(f"reading {source.name!r} needs the gguf package: pip install 'zooscope[gguf]' "
+                            "(or pip install 'gguf>=0.10')") from None
         common["gguf_file"] = source.gguf_file
     if revision is not None and source.kind in ("hub", "zoo"):
         common["revision"] = revision

@@ -240,3 +240,18 @@ def _contributions_through_tuple_layers(adapter, prompts):
     finally:
         for handle in handles:
             handle.remove()
+
+
+def test_gguf_without_the_gguf_package_is_one_clear_line(hf_env):
+    """transformers raises a bare ImportError deep in its GGUF loader; the user gets the install line."""
+    from analysis.models import packaged_smollm2_gguf
+    from tests.conftest import run_python
+
+    code = ("import sys; sys.modules['gguf'] = None\n"
+            "from analysis.models import load_model\n"
+            "from zoo.errors import UserError\n"
+            f"try:\n    load_model({packaged_smollm2_gguf()!r})\n"
+            "except UserError as error:\n    print('USER', error)\n")
+    result = run_python(code, env=hf_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "USER" in result.stdout and "pip install 'zooscope[gguf]'" in result.stdout
