@@ -74,7 +74,7 @@ def test_the_committed_table_lists_every_recipe():
 
 
 def test_table_without_runs_says_not_trained(tmp_path, hf_env):
-    rows = collect_results(outputs_root=tmp_path / "nothing")
+    rows = collect_results(outputs_root=tmp_path / "nothing", committed_root=None)
     assert [r.recipe for r in rows] == list_recipes()
     assert all(r.measured is None and r.measured_from == "not trained" for r in rows)
     xor = next(r for r in rows if r.recipe == "two-layer-mlp-xor-cluster")
@@ -87,6 +87,21 @@ def test_table_without_runs_says_not_trained(tmp_path, hf_env):
     assert mlp.parameters == (784 * 512 + 512) + (512 * 256 + 256) + (256 * 10 + 10)
     assert mlp.paper_value == 0.871 and mlp.reproduced == "yes"
     assert mlp.command == "python train.py hub_configs/mlp-fashion-mnist.yaml"
+
+
+def test_committed_runs_fill_the_table_when_nothing_else_is_there(tmp_path, hf_env):
+    """A fresh checkout shows the measured full runs committed in benchmarks/results (their
+    metrics.json, as train.py wrote it), not "not trained"."""
+    from zoo.results import COMMITTED_RUNS
+
+    committed = sorted(COMMITTED_RUNS.glob("*.metrics.json"))
+    assert committed, "no committed runs"
+    rows = {r.recipe: r for r in collect_results(outputs_root=tmp_path / "nothing")}
+    for path in committed:
+        metrics = json.loads(path.read_text())
+        row = rows[metrics["recipe"]]
+        assert row.measured_from == f"benchmarks/results/{path.name}"
+        assert row.measured == metrics["final"][row.metric]
 
 
 @pytest.fixture(scope="module")
