@@ -275,7 +275,7 @@ def test_card_has_paper_citation_and_warns_below_expected(trained_with_overrides
 def test_card_embeds_the_curve_plot(trained, tmp_path):
     import shutil
 
-    from zoo.hub import _curve_rows, plot_curves
+    from zoo.card import _curve_rows, plot_curves
 
     recipe, out = trained
     copy = tmp_path / "out"

@@ -2,8 +2,8 @@
 
 DESIGN.md: models <- registry <- recipes <- training / hub <- cli; `analysis` may use the zoo's
 registry and hub but never its training; nothing in `zoo` imports `analysis` (or the Spaces).
-Every import counts, also one inside a function: a lazy import is still a dependency, and a
-cycle hidden behind one breaks as soon as somebody moves it to the top of the file.
+Every import counts, also one inside a function or under `if TYPE_CHECKING:`: a lazy import is
+still a dependency, and a cycle hidden behind one breaks as soon as somebody moves it.
 """
 from __future__ import annotations
 
@@ -31,25 +31,12 @@ def project_modules() -> dict[str, Path]:
     return modules
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    """Line numbers inside `if TYPE_CHECKING:` blocks (annotations only, never executed)."""
-    lines = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
-
-
 def imported_names(path: Path, module: str, is_package: bool) -> set[str]:
     """Absolute names of everything `path` imports (also inside functions)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    skip = _type_checking_lines(tree)
     package = module if is_package else module.rpartition(".")[0]
     names = set()
     for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in skip:
-            continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

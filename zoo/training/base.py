@@ -28,8 +28,6 @@ from ..errors import UserError
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
 
-    from .run import TrainingRun
-
 ENTRY_POINT_GROUP = "zooscope.trainers"
 # Built-in trainers live in their own modules, imported only when a recipe names them.
 _BUILTIN_MODULES = {"sgd": "zoo.training.loop"}
@@ -57,7 +55,9 @@ class TrainOutcome:
 class Trainer(Protocol):
     name: str
 
-    def train(self, run: "TrainingRun") -> TrainOutcome: ...
+    # `run` is a zoo.training.run.TrainingRun; not imported here, not even for type checkers:
+    # run.py builds on this module, and the dependency runs one way
+    def train(self, run: Any) -> TrainOutcome: ...
 
 
 def register_trainer(name: str) -> Callable[[type], type]:
