@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -77,7 +78,8 @@ TRAINING_DEFAULTS = {
     # except for full-batch training (batch_size: full), where it defaults to every step
 }
 NEVER = "never"
-TOP_LEVEL_FIELDS = {"id", "architecture", "description", "config", "data", "training", "card", "paper", "output_dir"}
+TOP_LEVEL_FIELDS = {"id", "architecture", "description", "config", "data", "training", "card", "paper", "output_dir",
+                    "ci"}
 # Schedulers the loop can drive: reduce_lr_on_plateau needs a metric at every step, the loop gives none.
 UNSUPPORTED_SCHEDULERS = {"reduce_lr_on_plateau"}
 
@@ -106,6 +108,9 @@ class Recipe:
     description: str = ""
     paper: dict | None = None  # the paper's claim and number (zoo.results validates it)
     output_dir: str | None = None
+    # {dotted key: value}: the overrides that shrink this recipe to a few seconds; the test suite
+    # trains every recipe in hub_configs/ with them (tests/test_zoo_recipes.py)
+    ci: dict = field(default_factory=dict)
     source: Path | None = None
 
     @property
@@ -132,7 +137,13 @@ class Recipe:
             out["paper"] = self.paper
         if self.output_dir:
             out["output_dir"] = str(self.output_dir)
+        if self.ci:
+            out["ci"] = self.ci
         return out
+
+    def ci_overrides(self) -> list[str]:
+        """The `ci:` mapping as key=value overrides (values written as JSON, which YAML reads back)."""
+        return [f"{key}={json.dumps(value)}" for key, value in self.ci.items()]
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -213,7 +224,7 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
     data = raw["data"] if isinstance(raw["data"], dict) else {"name": raw["data"]}
     if "name" not in data:
         raise UserError(f"{path}: data needs a 'name' (one of the zoo data sets)")
-    for section in ("config", "training", "card", "paper"):
+    for section in ("config", "training", "card", "paper", "ci"):
         if raw.get(section) is not None and not isinstance(raw[section], dict):
             raise UserError(f"{path}: {section} must be a mapping, got {raw[section]!r}")
     training = copy.deepcopy(TRAINING_DEFAULTS)
@@ -232,6 +243,7 @@ def load_recipe(path_or_id: str | Path, overrides: list[str] | None = None) -> R
         description=raw.get("description", ""),
         paper=raw.get("paper"),
         output_dir=raw.get("output_dir"),
+        ci=dict(raw.get("ci") or {}),
         source=path,
     )
     _validate(recipe)

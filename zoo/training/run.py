@@ -27,7 +27,7 @@ TRAINER_STATE = "trainer_state.json"
 # What a training run writes into its output folder: a folder holding any of these is a run's.
 RUN_FILES = ("recipe.yaml", "metrics.json", "checkpoints", "model.safetensors", "config.json")
 # Recipe fields a resumed run may change: they do not change the weights or the metrics.
-RESUME_MAY_CHANGE = {"output_dir", "description", "card", "paper",
+RESUME_MAY_CHANGE = {"output_dir", "description", "card", "paper", "ci",
                      "training.stop_after_steps", "training.keep_checkpoints", "training.checkpoint_every"}
 
 
