@@ -62,3 +62,15 @@ def run_python(code: str, env: dict | None = None, block_zoo: bool = False, **kw
     """Run Python code in a fresh interpreter; `block_zoo` makes `import zoo` fail there."""
     prelude = "import sys; sys.modules['zoo'] = None; sys.modules['analysis'] = None\n" if block_zoo else ""
     return run([sys.executable, "-c", prelude + code], env=env, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def single_run(tmp_path_factory):
+    """The tiny recipe trained by `python train.py` in one process: the reference the other
+    runs (2 processes, resumed, killed and resumed, ...) are compared with."""
+    folder = tmp_path_factory.mktemp("single")
+    recipe = folder / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_RECIPE))
+    proc = run([sys.executable, "train.py", str(recipe), f"output_dir={folder / 'out'}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return recipe, folder / "out"

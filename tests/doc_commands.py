@@ -44,6 +44,7 @@ PARSE_ONLY: list[tuple[str | None, str, str]] = [
     ("docs/FINDINGS.md", r".", "reproduction run (trains 8 models / full analyses); benchmarks/check_docs.py "
                                "checks every figure against the JSON it wrote"),
     (None, r"--push\b", "uploads to the Hub: needs a network and a token"),
+    ("docs/scaling.md", r"launch/gpu-", "needs GPUs (multi-GPU DDP, FSDP2); CI has none, and train.py refuses FSDP on CPU"),
     (None, r"--model[s]?\s+(?!zooscope/)[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?<!\.gguf)(\s|$)",
      "downloads a model from the Hub (no network in tests)"),
     (None, r"--compare\s+(?!zooscope/)[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", "downloads a model from the Hub"),

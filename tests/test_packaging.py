@@ -29,6 +29,12 @@ def test_wheel_carries_the_recipes(wheel):
             assert archive.read(f"zoo/hub_configs/{name}") == (REPO_ROOT / "hub_configs" / name).read_bytes()
 
 
+def test_wheel_carries_the_launch_configs(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = sorted(p.name for p in (REPO_ROOT / "zoo" / "training" / "launch").glob("*.yaml"))
+    assert configs and all(f"zoo/training/launch/{name}" in names for name in configs)
+
+
 def test_recipe_ids_work_from_the_installed_wheel(wheel, tmp_path, hf_env):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -22,20 +22,6 @@ def max_weight_difference(a, b) -> float:
     return max((wa[k] - wb[k]).abs().max().item() for k in wa)
 
 
-@pytest.fixture(scope="module")
-def single_run(tmp_path_factory):
-    """The tiny recipe trained in one process: the reference the other runs are compared with."""
-    from .conftest import TINY_RECIPE
-    import yaml
-
-    folder = tmp_path_factory.mktemp("single")
-    recipe = folder / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump(TINY_RECIPE))
-    proc = run([*TRAIN, str(recipe), f"output_dir={folder / 'out'}"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return recipe, folder / "out"
-
-
 def test_single_process_artifacts(single_run):
     _, out = single_run
     assert {"config.json", "model.safetensors", "metrics.json", "recipe.yaml", "checkpoints"} <= {p.name for p in out.iterdir()}
@@ -110,6 +96,9 @@ def test_accelerate_launch_passes_mixed_precision_through(single_run, tmp_path):
     assert metrics["mixed_precision"] == "bf16"
     # bf16 autocast changes the numbers, but training still works
     assert 0 < max_weight_difference(tmp_path / "out", single) and metrics["final"]["eval_accuracy"] > 0.3
+    # autocast computes in bf16; the weights it trains and saves stay float32
+    assert {str(w.dtype) for w in load_file(str(tmp_path / "out" / "model.safetensors")).values()} == {"torch.float32"}
+    assert json.loads((tmp_path / "out" / "config.json").read_text()).get("dtype", "float32") == "float32"
 
 
 XOR_DATA = ["architecture=two_layer_mlp", "data={name: xor_cluster, dim: 4, n_train: 32, n_test: 32}"]

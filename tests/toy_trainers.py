@@ -1,4 +1,4 @@
-"""Two toy trainers, written the way a user's own package would: a recipe names them with
+"""Toy trainers, written the way a user's own package would: a recipe names them with
 `training.trainer: tests.toy_trainers:RidgeHeadTrainer` (module:Class), no zoo code edited.
 
 - RidgeHeadTrainer: a solver-type trainer with its own train(): it keeps the network's random
@@ -7,8 +7,12 @@
 - MaskedHeadTrainer: the default loop with two hooks changed: only the output layer is
   optimised (build_optimizer), and a fixed mask zeroes every other input column of it after
   each optimizer step (after_optimizer_step) — the pattern of mask-based sparse trainers.
+- KilledAtStepTrainer: the default loop that crashes (SIGKILL) at a chosen step, for resume tests.
 """
 from __future__ import annotations
+
+import os
+import signal
 
 import torch
 
@@ -71,3 +75,15 @@ class MaskedHeadTrainer(SGDTrainer):
     def after_optimizer_step(self, run) -> None:
         with torch.no_grad():
             output_layer(run.unwrapped_model).weight.mul_(self.mask)
+
+
+class KilledAtStepTrainer(SGDTrainer):
+    """The default loop, except that with $ZOO_TEST_KILL_AT_STEP=N each process SIGKILLs itself
+    during step N: a crash with no chance to clean up (tests/test_scaleout.py resumes from it)."""
+
+    supports_fsdp = True
+
+    def after_optimizer_step(self, run) -> None:
+        at = os.environ.get("ZOO_TEST_KILL_AT_STEP")
+        if at and run.state["step"] + 1 == int(at):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -32,6 +32,10 @@ class SGDTrainer:
     """Minibatch (or full-batch) gradient descent with the recipe's optimiser and scheduler."""
 
     options: dict = {}  # training.trainer_options this trainer takes (none)
+    # The plain loop only calls the optimiser and accelerate's backward, which FSDP shards. Not
+    # inherited (zoo.training.run.check_launch reads the class's own attribute): a subclass whose
+    # hooks leave whole weight tensors alone declares it again.
+    supports_fsdp = True
 
     def setup(self, run: TrainingRun) -> None:
         params = [p for p in run.model.parameters() if p.requires_grad]
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = train(args.recipe, args.overrides, resume=args.resume, output_dir=args.output_dir, overwrite=args.overwrite)
     except UserError as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:  # every process finds the same mistake: say it once
+            print(f"train.py: error: {error}", file=sys.stderr)
         return 2
     final = result.metrics.get("final")
     if final and int(os.environ.get("RANK", "0")) == 0:

@@ -154,6 +154,42 @@ def _has_accelerator_device() -> bool:
     return torch.cuda.is_available()
 
 
+def _requested_sharding() -> str | None:
+    """The sharded mode `accelerate launch` was configured for (its config file or flags reach
+    the processes as environment variables), or None for one process / DDP."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        return "FSDP"
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        return "DeepSpeed"
+    return None
+
+
+def check_launch(trainer_class, trainer_label: str, train_size: int, eval_size: int) -> None:
+    """Refuse launches that accelerate would run differently from what they ask, before any
+    process group or file exists.
+
+    accelerate applies FSDP and DeepSpeed only on accelerators: with `--cpu` / `use_cpu: true`
+    its MULTI_CPU mode prepares the model with DistributedDataParallel and ignores the FSDP
+    plugin (accelerate/state.py sets DistributedType.FSDP for the MULTI_GPU-like types only),
+    so an FSDP config on a CPU machine would silently train unsharded.
+    """
+    sharding = _requested_sharding()
+    if sharding and not _has_accelerator_device():
+        raise UserError(f"the accelerate config asks for {sharding}, which accelerate runs on GPUs (or other "
+                        f"accelerators) only; on this CPU-only machine it would silently train unsharded with DDP. "
+                        f"Use zoo/training/launch/cpu-ddp.yaml for several CPU processes")
+    # declared by the class itself: a subclass of the loop that changes its hooks may touch whole
+    # weight tensors, so it is not assumed to shard because its base does
+    if sharding == "FSDP" and not vars(trainer_class).get("supports_fsdp", False):
+        raise UserError(f"trainer {trainer_label!r} cannot train under FSDP: it works on the whole weight tensors, "
+                        f"which FSDP splits between processes; launch it with one process or DDP")
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    for split, size in (("training", train_size), ("evaluation", eval_size)):
+        if size < processes:
+            raise UserError(f"the {split} split has {size} example(s), fewer than the {processes} processes "
+                            f"launched: each process needs at least one; launch fewer processes")
+
+
 def _checkpoint_step(path: Path) -> int:
     return int(path.name[len(CHECKPOINT_PREFIX):])
 
@@ -548,7 +584,8 @@ class TrainingRun:
                                      for c, s, q in seen.view(-1, 3).tolist()],
             **outcome.metrics,
         }
-        # get_state_dict is collective: under FSDP / DeepSpeed ZeRO-3 every process helps gather the weights.
+        # get_state_dict is collective: under FSDP (GPUs only; see check_launch) every process helps
+        # gather the full, unsharded weights.
         state_dict = None
         if outcome.finished:
             state_dict = accelerator.get_state_dict(self.model) if own_model else model.state_dict()
@@ -596,6 +633,7 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     eval_split = recipe.data.get("eval_split", t["eval_split"])
     if "train" not in data or eval_split not in data:
         raise UserError(f"data set {recipe.data_name!r} needs 'train' and {eval_split!r} splits; it has {', '.join(data)}")
+    check_launch(trainer_class, t["trainer"], len(data["train"]), len(data[eval_split]))
     accelerator = Accelerator(
         # Without a GPU, accelerate only joins torchrun's processes into one gloo group when told
         # it runs on CPU; with one, it picks the device itself.
