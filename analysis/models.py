@@ -198,6 +198,40 @@ def _not_found(source: ModelSource, error: Exception) -> UserError:
     return UserError(f"could not load {source.name!r}: {str(error).splitlines()[0][:300]}")
 
 
+def _common_kwargs(source: ModelSource, trust_remote_code: bool | None, revision: str | None) -> dict[str, Any]:
+    """The from_pretrained arguments every part of a model (config, weights, tokenizer) is loaded with."""
+    if trust_remote_code is None:  # a pinned revision is trusted: zoo.hub.remote_code_trust decides
+        trust_remote_code = source.trusted if revision is None else source.trusted_at(revision)
+    common: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
+    if source.gguf_file:
+        try:  # transformers reads GGUF through the gguf package, an optional dependency
+            import gguf  # noqa: F401
+        except ImportError:
+            raise UserError(f"reading {source.name!r} needs the gguf package: pip install 'zooscope[gguf]' "
+                            "(or pip install 'gguf>=0.10')") from None
+        common["gguf_file"] = source.gguf_file
+    if revision is not None and source.kind in ("hub", "zoo"):
+        common["revision"] = revision
+    return common
+
+
+def load_tokenizer(name: str, *, trust_remote_code: bool | None = None, revision: str | None = None):
+    """The tokenizer of model `name` (any name `load_model` takes), without loading any weights;
+    None when it has none (image models, ...). A name that does not exist is a UserError."""
+    import transformers
+
+    source = resolve_model_name(name)
+    common = _common_kwargs(source, trust_remote_code, revision)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # a probe: a model without a tokenizer is no warning
+    try:
+        return _from_pretrained(transformers.AutoTokenizer, source, **common)
+    except (OSError, ValueError, KeyError):
+        return None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
 def load_model(
     name: str,
     *,
@@ -225,18 +259,7 @@ def load_model(
         raise UserError(f"unknown task {task!r}; choose one of {sorted(_TASKS)}")
     source = resolve_model_name(name)
     torch_dtype = _parse_dtype(dtype)
-    if trust_remote_code is None:  # a pinned revision is trusted: zoo.hub.remote_code_trust decides
-        trust_remote_code = source.trusted if revision is None else source.trusted_at(revision)
-    common: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
-    if source.gguf_file:
-        try:  # transformers reads GGUF through the gguf package, an optional dependency
-            import gguf  # noqa: F401
-        except ImportError:
-            raise UserError(f"reading {source.name!r} needs the gguf package: pip install 'zooscope[gguf]' "
-                            "(or pip install 'gguf>=0.10')") from None
-        common["gguf_file"] = source.gguf_file
-    if revision is not None and source.kind in ("hub", "zoo"):
-        common["revision"] = revision
+    common = _common_kwargs(source, trust_remote_code, revision)
 
     try:
         config = _from_pretrained(transformers.AutoConfig, source, **common)

@@ -416,3 +416,25 @@ def test_package_keeps_every_round1_name():
     from analysis.convergent import matching, statistics
 
     assert cv.match_units is matching.match_units and cv.LayerStatistics is statistics.LayerStatistics
+
+
+def test_cli_refuses_different_tokenizers_before_loading_any_weights(tmp_path, hf_env, capsys, monkeypatch):
+    """Only the tokenizers are read: the weights of two models whose tokenizers split the text
+    differently are never loaded (issue: 2 minutes and 4.4 GB before the refusal)."""
+    import analysis.convergent.inputs as inputs
+    from analysis.testing import make_tokenizer, save_tiny
+
+    a = save_tiny(str(tmp_path / "lm-a"), num_layers=2)
+    b = save_tiny(str(tmp_path / "lm-b"), num_layers=2)
+    make_tokenizer(vocab_size=40).save_pretrained(b)  # most words become [UNK]: another split
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("weights were loaded before the tokenizer check")
+
+    monkeypatch.setattr(inputs, "load_models", no_weights)
+    out = tmp_path / "out"
+    code, _, stderr = cli(["match", "--models", a, b, "--layers", "model.layers.0.mlp.act_fn", "--out", str(out)], capsys)
+    assert code == 2 and "tokenizes the text differently" in stderr and not out.exists()
+    # the same tokenizer passes the early check and reaches the (here forbidden) weights
+    with pytest.raises(AssertionError, match="weights were loaded"):
+        cli(["match", "--models", a, a, "--layers", "model.layers.0.mlp.act_fn", "--out", str(out)], capsys)

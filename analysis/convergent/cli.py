@@ -43,9 +43,13 @@ def _run(args: argparse.Namespace, run: runner.Run) -> int:
     import torch
 
     from .compare import compare_models
-    from .inputs import check_inputs, check_layers, image_batches, layer_shapes, list_layers, load_models, text_batches
+    from .inputs import (check_inputs, check_layers, check_tokenizers_first, image_batches, layer_shapes, list_layers,
+                         load_models, text_batches)
 
-    loaded = load_models(args.models, **runner.load_options(args))
+    options = runner.load_options(args)
+    check_tokenizers_first(args.models, args.text, trust_remote_code=options["trust_remote_code"],
+                           revision=options.get("revision"))
+    loaded = load_models(args.models, **options)
     models = [item.model for item in loaded]
     kind = check_inputs(models, args.models)
 

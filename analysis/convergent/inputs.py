@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..hooks import Hooks
 
 __all__ = ["list_layers", "check_layers", "layer_shapes", "input_kind", "check_inputs", "load_models",
-           "image_batches", "text_batches"]
+           "image_batches", "text_batches", "check_same_tokenization", "check_tokenizers_first"]
 
 
 def list_layers(model: nn.Module) -> list[tuple[str, str]]:
@@ -100,6 +100,32 @@ def image_batches(data: str, split: str = "test", limit: int | None = None, batc
     return total, batches()
 
 
+def check_same_tokenization(tokenizers: Sequence[Any], names: Sequence[str], texts: Sequence[str]) -> None:
+    """Every tokenizer splits `texts` into the first one's token ids, else a UserError."""
+    for tok, name in zip(tokenizers[1:], names[1:]):
+        same = tok is not None and all(
+            tok(t, add_special_tokens=False)["input_ids"] == tokenizers[0](t, add_special_tokens=False)["input_ids"]
+            for t in texts)
+        if not same:
+            raise UserError(f"{name} tokenizes the text differently from {names[0]}; unit activations can only be "
+                            "compared token by token between models with the same tokenizer")
+
+
+def check_tokenizers_first(names: Sequence[str], source: str | None = None, *, trust_remote_code=None,
+                           revision=None) -> None:
+    """Refuse text models whose tokenizers differ before any weights are loaded (a pair of 0.5B
+    models takes minutes and gigabytes to load; their tokenizers take seconds). Models without a
+    tokenizer (image models) are left to the later checks."""
+    from ..models import load_tokenizer
+    from ..prompts import load_prompts
+
+    tokenizers = [load_tokenizer(n, trust_remote_code=trust_remote_code, revision=revision) for n in names]
+    if all(tok is None for tok in tokenizers) or tokenizers[0] is None:
+        return
+    prompts = load_prompts(tokenizers[0], source, num_prompts=2, max_tokens=64)
+    check_same_tokenization(tokenizers, names, [tokenizers[0].decode(p) for p in prompts])
+
+
 def text_batches(tokenizers: Sequence[Any], names: Sequence[str], source: str | None = None, num_prompts: int = 16,
                  max_tokens: int = 128, batch_size: int = 4) -> tuple[int, Iterator[dict]]:
     """Token batches from text (built-in English, a file or a datasets name) that every model
@@ -109,14 +135,7 @@ def text_batches(tokenizers: Sequence[Any], names: Sequence[str], source: str | 
     if tokenizers[0] is None:
         raise UserError(f"{names[0]} has no tokenizer; text inputs need one")
     prompts = load_prompts(tokenizers[0], source, num_prompts=num_prompts, max_tokens=max_tokens)
-    texts = [tokenizers[0].decode(p) for p in prompts[:2]]
-    for tok, name in zip(tokenizers[1:], names[1:]):
-        same = tok is not None and all(
-            tok(t, add_special_tokens=False)["input_ids"] == tokenizers[0](t, add_special_tokens=False)["input_ids"]
-            for t in texts)
-        if not same:
-            raise UserError(f"{name} tokenizes the text differently from {names[0]}; unit activations can only be "
-                            "compared token by token between models with the same tokenizer")
+    check_same_tokenization(tokenizers, names, [tokenizers[0].decode(p) for p in prompts[:2]])
     pad = pad_id(tokenizers[0])
 
     def batches():
