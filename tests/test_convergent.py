@@ -438,3 +438,27 @@ def test_cli_refuses_different_tokenizers_before_loading_any_weights(tmp_path, h
     # the same tokenizer passes the early check and reaches the (here forbidden) weights
     with pytest.raises(AssertionError, match="weights were loaded"):
         cli(["match", "--models", a, a, "--layers", "model.layers.0.mlp.act_fn", "--out", str(out)], capsys)
+
+
+def test_sparse_products_leave_the_lasso_path_unchanged(monkeypatch):
+    """The lasso iterates go through a sparse product when they are sparse enough: the path
+    (errors, non-zeros, kept weights) equals the all-dense computation to float rounding."""
+    import analysis.convergent.sparse as sp
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 40))
+    b = a[:, :30] @ (rng.standard_normal((30, 25)) * (rng.random((30, 25)) < 0.1)) + 0.3 * rng.standard_normal((400, 25))
+    z = np.concatenate([a, b], 1)
+    z = (z - z.mean(0)) / z.std(0)
+    c = z.T @ z / len(z)
+    fast = sp.sparse_prediction(c[:40, :40], c[:40, 40:])
+    monkeypatch.setattr(sp, "SPARSE_PRODUCT_DENSITY", 0.0)  # never sparse
+    dense = sp.sparse_prediction(c[:40, :40], c[:40, 40:])
+    assert fast.iterations == dense.iterations and fast.kept_index == dense.kept_index
+    np.testing.assert_allclose(fast.error, dense.error, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.weights, dense.weights, rtol=0, atol=1e-12)
+    assert min(fast.nonzeros) < 0.1 * 40  # the sparse branch was taken on part of the path
+    # the per-column prediction error against its definition, 1 - 2 wᵀc + wᵀ C w
+    w = fast.weights
+    direct = [1 - 2 * w[:, j] @ c[:40, 40 + j] + w[:, j] @ c[:40, :40] @ w[:, j] for j in range(25)]
+    np.testing.assert_allclose(sp._prediction_error(c[:40, :40], c[:40, 40:], w), direct, atol=1e-12)
