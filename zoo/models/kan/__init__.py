@@ -8,8 +8,8 @@ ARCHITECTURE = dict(
     task_auto_class="AutoModelForImageClassification",
     image_processor_class="image_processing_zoo.ZooImageProcessor",
     description="Kolmogorov-Arnold network (B-spline, ReLU-KAN or AF-KAN bases)",
-    # The KAN paper; ReLU-KAN (Qiu et al. 2024, arXiv:2406.02075) and AF-KAN (Ta 2025,
-    # arXiv:2503.06112) are the `relu` and `af` bases.
+    # The KAN paper; ReLU-KAN (Qiu et al. 2024, arXiv:2406.02075) and AF-KAN (Ta et al. 2025,
+    # github.com/hoangthangta/All-KAN) are the `relu` and `af` bases.
     paper="""@inproceedings{liu2025kan,
   title     = {{KAN}: Kolmogorov-Arnold Networks},
   author    = {Liu, Ziming and Wang, Yixuan and Vaidya, Sachin and Ruehle, Fabian and Halverson, James and Solja{\\v{c}}i{\\'c}, Marin and Hou, Thomas Y. and Tegmark, Max},
