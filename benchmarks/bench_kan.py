@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -174,6 +175,7 @@ def main() -> None:
             [a / b for a, b in zip(throughput["kan-bspline"], cox["samples_per_s_rounds"])]),
         "basis_forward": basis_timing(repeats=5),
         "peers_not_measured": {k: v for k, v in peers.items()},
+        "load_average_at_end": os.getloadavg()[0],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
