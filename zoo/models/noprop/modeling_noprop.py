@@ -88,7 +88,8 @@ class NoPropPreTrainedModel(PreTrainedModel):
 
 
 class NoPropModel(NoPropPreTrainedModel):
-    """The T denoising blocks and the schedule: pixels → z_T (hidden_states: z_0 … z_T)."""
+    """The T denoising blocks and the schedule: pixels → z_T (hidden_states: the flattened
+    input, then z_1 … z_T)."""
 
     def __init__(self, config: NoPropConfig, init_by_head: bool = False):
         super().__init__(config)
@@ -109,7 +110,7 @@ class NoPropModel(NoPropPreTrainedModel):
         output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         x = pixel_values.flatten(1)
         z = x.new_zeros(x.shape[0], self.config.num_labels)  # the mean of z_0 ~ N(0, I)
-        states = [z]
+        states = [x]
         for block, (a, b) in zip(self.blocks, self.coefficients):
             z = a * block(x, z, self.embedding) + b * z
             states.append(z)
