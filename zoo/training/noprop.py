@@ -38,9 +38,12 @@ class NoPropTrainer(SGDTrainer):
         """One local update of every module; returns the sum of the local losses (for the log)."""
         model = run.unwrapped_model
         x, labels = batch["pixel_values"], batch["labels"]
+        # the noise of step s comes from its own generator (seed, s): a resumed run draws the same
+        # noise whatever else consumed the global RNG since the checkpoint
+        generator = torch.Generator(device=x.device).manual_seed(run.settings["seed"] * 1_000_003 + run.state["step"])
         total = 0.0
         for index, (module, optimizer, scheduler) in enumerate(zip(self.modules, self.optimizers, self.schedulers)):
-            loss = model.local_loss(x, labels, index)
+            loss = model.local_loss(x, labels, index, generator)
             loss.backward()
             if run.settings["max_grad_norm"]:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), run.settings["max_grad_norm"])

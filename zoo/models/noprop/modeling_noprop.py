@@ -101,10 +101,11 @@ class NoPropModel(NoPropPreTrainedModel):
         self.coefficients = posterior_coefficients(self.alpha_bar)
         self.post_init()
 
-    def noised(self, labels: torch.Tensor, t: int) -> torch.Tensor:
-        """z_t ~ q(z_t | y) = N(√ᾱ_t·u_y, (1 − ᾱ_t)·I)."""
+    def noised(self, labels: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z_t ~ q(z_t | y) = N(√ᾱ_t·u_y, (1 − ᾱ_t)·I) (noise from `generator`, else the global RNG)."""
         u = self.embedding[labels]
-        return math.sqrt(self.alpha_bar[t]) * u + math.sqrt(1 - self.alpha_bar[t]) * torch.randn_like(u)
+        noise = torch.randn(u.shape, generator=generator, dtype=u.dtype, device=u.device)
+        return math.sqrt(self.alpha_bar[t]) * u + math.sqrt(1 - self.alpha_bar[t]) * noise
 
     def forward(self, pixel_values, output_hidden_states=None, return_dict=None, **kwargs):
         output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -128,7 +129,8 @@ class NoPropForImageClassification(NoPropPreTrainedModel):
         self.post_init()
         self.noprop._init_by_head = False
 
-    def local_loss(self, pixel_values: torch.Tensor, labels: torch.Tensor, index: int) -> torch.Tensor:
+    def local_loss(self, pixel_values: torch.Tensor, labels: torch.Tensor, index: int,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
         """The loss of module `index` of `local_modules()` (block index + 1, or the head at index T).
 
         Block t: η·T/2·(SNR_t − SNR_{t−1})·E‖û_t(x, z_{t−1}) − u_y‖² with z_{t−1} ~ q(z_{t−1} | y);
@@ -139,9 +141,9 @@ class NoPropForImageClassification(NoPropPreTrainedModel):
         if not 0 <= index <= T:
             raise IndexError(f"module index {index} out of range 0..{T}")
         if index == T:
-            return F.cross_entropy(self.classifier(backbone.noised(labels, T)), labels)
+            return F.cross_entropy(self.classifier(backbone.noised(labels, T, generator)), labels)
         t, alpha_bar = index + 1, backbone.alpha_bar
-        z_prev = backbone.noised(labels, t - 1)
+        z_prev = backbone.noised(labels, t - 1, generator)
         weight = self.config.eta * T / 2 * (snr(alpha_bar[t]) - (snr(alpha_bar[t - 1]) if t > 1 else 0.0))
         u_hat = backbone.blocks[index](pixel_values.flatten(1), z_prev, backbone.embedding)
         return weight * (u_hat - backbone.embedding[labels]).square().sum(-1).mean()
