@@ -11,11 +11,12 @@ ARCHITECTURE = dict(
     # Sparse modular connectivity between ensembles of units, after the mouse visual cortex's
     # ensemble-to-ensemble communication; trained statically, by dynamic sparse training or
     # with Hebbian rewiring (zoo.training.sparse).
-    paper="""@article{g2gnet2025,
+    paper="""@article{konstantaropoulos2025g2gnet,
   title   = {Neuro-inspired Ensemble-to-Ensemble Communication Primitives for Sparse and Efficient {ANNs}},
-  author  = {{G2GNet authors}},
-  journal = {arXiv preprint},
-  year    = {2025}
+  author  = {Konstantaropoulos, Orestis and Smirnakis, Stelios Manolis and Papadopouli, Maria},
+  journal = {arXiv preprint arXiv:2508.14140},
+  year    = {2025},
+  url     = {https://arxiv.org/abs/2508.14140}
 }""",
     tiny_config=dict(image_size=4, num_channels=1, hidden_sizes=[8, 6], num_ensembles=[4, 2], input_ensembles=4,
                      sparsity=0.5, num_labels=3),
