@@ -10,7 +10,7 @@ import torch
 
 import zoo
 from zoo.models.g2gnet.configuration_g2gnet import G2GNetConfig
-from zoo.models.g2gnet.modeling_g2gnet import G2GLinear, initial_connections
+from zoo.models.g2gnet.modeling_g2gnet import G2GLinear, band_layout, initial_connections
 from zoo.recipes import TRAINING_DEFAULTS, Recipe
 
 from .conftest import run
@@ -31,12 +31,16 @@ def masked_dense(layer: G2GLinear) -> torch.Tensor:
 
 @pytest.mark.parametrize("layout", ["modular", "random"])
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.75])
-def test_block_kernel_equals_the_masked_dense_layer(layout, sparsity):
+@pytest.mark.parametrize("out_ensembles", [4, 8])
+def test_block_kernel_equals_the_masked_dense_layer(layout, sparsity, out_ensembles):
+    """Both kernels (the modular band's strided windows, the gather for any other layout)."""
     torch.manual_seed(0)
-    layer = G2GLinear(24, 16, 8, 4, k=max(1, round((1 - sparsity) * 8)), layout=layout, seed=3).double()
+    layer = G2GLinear(24, 2 * out_ensembles, 8, out_ensembles, k=max(1, round((1 - sparsity) * 8)),
+                      layout=layout, seed=3).double()
     torch.nn.init.normal_(layer.weight)
     torch.nn.init.normal_(layer.bias)
     layer.connections.copy_(layer.initial_connections())
+    assert (layer.band_step() is not None) == (layout == "modular" and sparsity > 0)
     dense = masked_dense(layer)
     assert (dense != 0).double().mean().item() == pytest.approx(layer.k / 8)
     torch.testing.assert_close(layer.dense_weight(), dense, rtol=0, atol=0)
@@ -53,7 +57,7 @@ def test_block_kernel_equals_the_masked_dense_layer(layout, sparsity):
     torch.testing.assert_close(gx, rx)
     torch.testing.assert_close(gb, rb)
     # the weight gradient of each block is the dense gradient restricted to that block
-    probe = G2GLinear(24, 16, 8, 4, layer.k).double()
+    probe = G2GLinear(24, 2 * out_ensembles, 8, out_ensembles, layer.k).double()
     probe.connections.copy_(layer.connections)
     probe.weight.data.copy_(gw)
     torch.testing.assert_close(probe.dense_weight(), rw * (dense != 0))
@@ -61,7 +65,9 @@ def test_block_kernel_equals_the_masked_dense_layer(layout, sparsity):
 
 def test_modular_layout_is_a_band_and_random_layout_is_seeded():
     band = initial_connections("modular", 8, 4, 3, seed=0)
-    assert band.tolist() == [[0, 1, 7], [1, 2, 3], [3, 4, 5], [5, 6, 7]]
+    assert band.tolist() == [[7, 0, 1], [1, 2, 3], [3, 4, 5], [5, 6, 7]]  # window order
+    assert band_layout(band, 8) == 2
+    assert band_layout(band[:, [1, 0, 2]], 8) is None  # same blocks, other order: the gather kernel
     a, b = (initial_connections("random", 8, 4, 3, seed=s) for s in (1, 1))
     assert torch.equal(a, b) and all(len(set(row)) == 3 for row in a.tolist())
     assert not torch.equal(a, initial_connections("random", 8, 4, 3, seed=2))

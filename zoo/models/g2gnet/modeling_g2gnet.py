@@ -21,10 +21,11 @@ from .zoo_common import classification_loss, copy_, init, return_tuple
 
 
 def initial_connections(layout: str, in_ensembles: int, out_ensembles: int, k: int, seed: int) -> torch.Tensor:
-    """(out_ensembles, k) sorted input-ensemble indices of each output ensemble.
+    """(out_ensembles, k) input-ensemble indices of each output ensemble.
 
-    "modular": the k input ensembles centred on output ensemble j's relative position
-    (wrapping around); "random": k distinct ones drawn with `seed`.
+    "modular": the k input ensembles centred on output ensemble j's relative position, in
+    window order (wrapping around), which `BandMatmul` computes without gathering; "random":
+    k distinct ones drawn with `seed`, sorted.
     """
     if layout == "random":
         generator = torch.Generator().manual_seed(seed)
@@ -32,7 +33,69 @@ def initial_connections(layout: str, in_ensembles: int, out_ensembles: int, k: i
         return torch.stack(rows).sort(dim=1).values
     centre = torch.arange(out_ensembles) * in_ensembles // out_ensembles
     offsets = torch.arange(k) - (k - 1) // 2
-    return ((centre[:, None] + offsets[None, :]) % in_ensembles).sort(dim=1).values
+    return (centre[:, None] + offsets[None, :]) % in_ensembles
+
+
+def band_layout(connections: torch.Tensor, in_ensembles: int) -> int | None:
+    """The window step when `connections` is the modular band in window order (every output
+    ensemble reads k consecutive input ensembles, wrapping, starting step·j − (k−1)//2), else None."""
+    out_e, k = connections.shape
+    if in_ensembles % out_e or k == in_ensembles:
+        return None
+    step = in_ensembles // out_e
+    expected = initial_connections("modular", in_ensembles, out_e, k, 0).to(connections.device)
+    return step if torch.equal(connections, expected) else None
+
+
+class BandMatmul(torch.autograd.Function):
+    """The block-sparse product for the modular band layout, with no gather at all.
+
+    Output ensemble j reads the k consecutive input ensembles starting at step·j − left
+    (wrapping): the input is padded once with its own wrapped ends, and the windows are one
+    overlapping strided view of it, (E_out, N, k · in_block), multiplied by one batched matmul.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, step):
+        n, width = x.shape
+        out_e, k, in_block, out_block = weight.shape
+        in_e = width // in_block
+        left = (k - 1) // 2
+        right = k - 1 - left
+        padded = torch.cat([x[:, (in_e - left) * in_block:], x, x[:, :right * in_block]], dim=1)
+        windows = padded.as_strided((out_e, n, k * in_block), (step * in_block, padded.shape[1], 1))
+        y = torch.baddbmm(bias.view(out_e, 1, out_block), windows, weight.view(out_e, k * in_block, out_block))
+        ctx.save_for_backward(padded, weight)
+        ctx.step, ctx.in_e = step, in_e
+        return y.transpose(0, 1).reshape(n, out_e * out_block)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y):
+        padded, weight = ctx.saved_tensors
+        step, in_e = ctx.step, ctx.in_e
+        out_e, k, in_block, out_block = weight.shape
+        n, padded_width = padded.shape
+        left = (k - 1) // 2
+        grad_y = grad_y.reshape(n, out_e, out_block).transpose(0, 1).contiguous()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_windows = torch.bmm(grad_y, weight.view(out_e, k * in_block, out_block).transpose(1, 2))
+            grad_padded = grad_y.new_zeros(n, padded_width)
+            for t in range(k):  # slot t of every window: distinct places, one strided add
+                grad_padded.as_strided((out_e, n, in_block), (step * in_block, padded_width, 1), t * in_block).add_(
+                    grad_windows[:, :, t * in_block:(t + 1) * in_block])
+            grad_x = grad_padded[:, left * in_block:(left + in_e) * in_block].clone()
+            if left:
+                grad_x[:, (in_e - left) * in_block:] += grad_padded[:, :left * in_block]
+            if k - 1 - left:
+                grad_x[:, :(k - 1 - left) * in_block] += grad_padded[:, (left + in_e) * in_block:]
+        if ctx.needs_input_grad[1]:
+            windows = padded.as_strided((out_e, n, k * in_block), (step * in_block, padded_width, 1))
+            grad_w = torch.bmm(windows.transpose(1, 2), grad_y).view_as(weight)
+        if ctx.needs_input_grad[2]:
+            grad_b = grad_y.sum(1).reshape(-1)
+        return grad_x, grad_w, grad_b, None
 
 
 class BlockSparseMatmul(torch.autograd.Function):
@@ -104,13 +167,25 @@ class G2GLinear(nn.Module):
     def initial_connections(self) -> torch.Tensor:
         return initial_connections(self.layout, self.in_ensembles, self.out_ensembles, self.k, self.seed)
 
+    def band_step(self) -> int | None:
+        """The modular band's window step while the connections are that band (checked once per change)."""
+        version = (self.connections._version, self.connections.data_ptr())
+        if getattr(self, "_band_cache", (None,))[0] != version:
+            self._band_cache = (version, band_layout(self.connections, self.in_ensembles))
+        return self._band_cache[1]
+
     @property
     def density(self) -> float:
         return self.k / self.in_ensembles
 
     def forward(self, x):
         lead = x.shape[:-1]
-        y = BlockSparseMatmul.apply(x.reshape(-1, self.in_features), self.weight, self.bias, self.connections)
+        x = x.reshape(-1, self.in_features)
+        step = self.band_step()
+        if step is not None:
+            y = BandMatmul.apply(x, self.weight, self.bias, step)
+        else:
+            y = BlockSparseMatmul.apply(x, self.weight, self.bias, self.connections)
         return y.reshape(*lead, self.out_features)
 
     def mask(self) -> torch.Tensor:
