@@ -87,6 +87,7 @@ def test_imp_run_reaches_the_planned_sparsity_and_saves_it(tmp_path, ap_fraction
     planned = 1 - (1 - 0.5) ** 2
     expected = planned if not ap_fraction else 1 - 0.5 * 0.9 * 0.5 * 0.9
     assert imp["final_sparsity"] == pytest.approx(expected, abs=0.01)
+    assert result.metrics["final"]["eval_sparsity"] == imp["final_sparsity"]  # what the model card shows
     assert imp["cycles"][0]["sparsity"] == 0 and imp["cycles"][1]["sparsity"] > 0
     weights = load_file(str(tmp_path / "out" / "model.safetensors"))
     zeros = sum(int((weights[n] == 0).sum()) for n in ("layers.0.linear.weight", "layers.1.linear.weight"))

@@ -120,6 +120,7 @@ def test_dst_run_rewires_and_saves_its_connections(tmp_path, regrow):
     dst = result.metrics["dst"]
     assert dst["regrow"] == regrow and dst["blocks_rewired"] > 0
     assert set(dst["density"].values()) == {0.5}
+    assert result.metrics["final"]["eval_sparsity"] == 0.5
     loaded = zoo.registry.auto_class_for(initial.config).from_pretrained(tmp_path / "out")
     changed = 0
     for block, start in zip(loaded.layers, initial.layers):
@@ -135,6 +136,7 @@ def test_static_sparse_masks_hold_through_training(tmp_path):
                           training={"trainer": "static-sparse", "trainer_options": {"sparsity": 0.75}})
     result = train(recipe, output_dir=tmp_path / "out")
     assert result.metrics["sparsity"]["zero_fraction"] == pytest.approx(0.75, abs=1e-3)
+    assert result.metrics["final"]["eval_sparsity"] == result.metrics["sparsity"]["zero_fraction"]
     from safetensors.torch import load_file
 
     weights = load_file(str(tmp_path / "out" / "model.safetensors"))

@@ -184,6 +184,7 @@ class IMPTrainer(SGDTrainer):
 
     def train(self, run) -> TrainOutcome:
         outcome = super().train(run)
+        outcome.final["eval_sparsity"] = self.sparsity()  # the model card's results table shows it
         outcome.metrics["imp"] = {"cycles": self.cycles, "final_sparsity": self.sparsity(),
                                   "scope": run.options["scope"], "ap_fraction": run.options["ap_fraction"]}
         return outcome

@@ -162,6 +162,7 @@ class StaticSparseTrainer(SGDTrainer):
         zeros = sum(int((m.weight == 0).sum()) for m, _ in self.masks)
         total = sum(m.weight.numel() for m, _ in self.masks)
         outcome.metrics["sparsity"] = {"masked_layers": len(self.masks), "zero_fraction": zeros / total}
+        outcome.final["eval_sparsity"] = zeros / total  # of the masked layers; the model card shows it
         return outcome
 
 
@@ -245,6 +246,9 @@ class DSTTrainer(SGDTrainer):
 
     def train(self, run) -> TrainOutcome:
         outcome = super().train(run)
+        weights = sum(layer.weight.numel() for _, layer in self.layers)
+        dense = sum(layer.in_features * layer.out_features for _, layer in self.layers)
+        outcome.final["eval_sparsity"] = 1 - weights / dense  # of the G2GLinear layers; the model card shows it
         outcome.metrics["dst"] = {
             "regrow": run.options["regrow"], "blocks_rewired": self.rewired,
             "density": {name: layer.k / layer.in_ensembles for name, layer in self.layers},
