@@ -101,3 +101,33 @@ def test_imp_refuses_a_model_with_nothing_to_prune(tmp_path):
     with pytest.raises(zoo.UserError, match="no prunable layer"):
         train(imp_recipe(tmp_path, architecture="g2gnet", config=config), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("trainer", ["imp", "dst"])
+def test_an_interrupted_sparse_run_resumes_to_the_same_weights(tmp_path, trainer):
+    """IMP's masks and rewind point (imp_state.safetensors) and DST's rewired connections (model
+    buffers) come back from a checkpoint taken after a prune / rewire: same final weights."""
+    from safetensors.torch import load_file
+
+    if trainer == "imp":
+        recipe = imp_recipe(tmp_path)  # 22 steps per epoch, 3 phases of 44: pruned at step 44
+    else:
+        recipe = tmp_path / "dst.yaml"
+        recipe.write_text(yaml.safe_dump({
+            "id": "tiny-dst", "architecture": "g2gnet",
+            "config": {"image_size": 8, "hidden_sizes": [16, 16], "num_ensembles": 4, "input_ensembles": 8,
+                       "sparsity": 0.5, "num_labels": 10},
+            "data": {"name": "digits"},
+            "training": {"epochs": 4, "batch_size": 64, "lr": 0.01, "optimizer": "adam", "seed": 0, "checkpoint_every": 0,
+                         "trainer": "dst", "trainer_options": {"update_every": 7, "regrow": "random"}}}))
+    whole = train(recipe, output_dir=tmp_path / "whole")
+    part = tmp_path / "part"
+    stopped = train(recipe, ["training.checkpoint_every=50", "training.stop_after_steps=60"], output_dir=part)
+    assert not stopped.metrics["finished"]
+    resumed = train(recipe, ["training.checkpoint_every=50"], output_dir=part, resume=True)
+    assert resumed.metrics["finished"]
+    a, b = load_file(str(tmp_path / "whole" / "model.safetensors")), load_file(str(part / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    key = "imp" if trainer == "imp" else "dst"
+    assert resumed.metrics[key] == whole.metrics[key]

@@ -20,6 +20,7 @@ block structure that makes the layer fast (docs/FINDINGS.md, C1).
 """
 from __future__ import annotations
 
+import json
 import math
 import zlib
 
@@ -30,6 +31,7 @@ from .base import TrainOutcome, register_trainer
 from .loop import SGDTrainer
 
 REGROW = ("random", "gradient", "hebbian")
+DST_STATE = "dst_state.json"
 
 
 # --- pure functions ------------------------------------------------------------------------------
@@ -243,6 +245,14 @@ class DSTTrainer(SGDTrainer):
             changed = rewire(layer, swap_count(layer.k, fraction), self.scores(run, step, name, layer, captured))
             reset_optimizer_state(inner, layer.weight, changed)
             self.rewired += len(changed)
+
+    def on_save_checkpoint(self, run, path) -> None:
+        # the connections and optimiser state are in the model / accelerate's state; the count is ours
+        if run.accelerator.is_main_process:
+            (path / DST_STATE).write_text(json.dumps({"blocks_rewired": self.rewired}))
+
+    def on_load_checkpoint(self, run, path) -> None:
+        self.rewired = json.loads((path / DST_STATE).read_text())["blocks_rewired"]
 
     def train(self, run) -> TrainOutcome:
         outcome = super().train(run)
