@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 ENTRY_POINT_GROUP = "zooscope.trainers"
 # Built-in trainers live in their own modules, imported only when a recipe names them.
 _BUILTIN_MODULES = {"sgd": "zoo.training.loop", "static-sparse": "zoo.training.sparse", "dst": "zoo.training.sparse",
-                    "imp": "zoo.training.pruning"}
+                    "imp": "zoo.training.pruning", "n2n": "zoo.training.n2n"}
 _TRAINERS: dict[str, type] = {}
 
 
