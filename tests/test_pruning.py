@@ -131,3 +131,13 @@ def test_an_interrupted_sparse_run_resumes_to_the_same_weights(tmp_path, trainer
     assert all(torch.equal(a[k], b[k]) for k in a)
     key = "imp" if trainer == "imp" else "dst"
     assert resumed.metrics[key] == whole.metrics[key]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"cycles": 0}, "cycles must be an integer >= 1"),
+    ({"prune_fraction": 1.0}, r"prune_fraction must be in \[0, 1\)"),
+    ({"scope": "neuron"}, "scope must be layer or global"),
+])
+def test_imp_refuses_bad_options(tmp_path, options, message):
+    with pytest.raises(zoo.UserError, match=message):
+        train(imp_recipe(tmp_path, **options), output_dir=tmp_path / "out")

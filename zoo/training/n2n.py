@@ -29,6 +29,7 @@ from torch import nn
 from ..errors import UserError
 from .base import TrainOutcome, register_trainer
 from .loop import SGDTrainer
+from .sparse import option_int
 
 
 def n2n_reward(acc_student: float, acc_teacher: float, params_student: int, params_teacher: int) -> float:
@@ -79,9 +80,8 @@ class N2NTrainer(SGDTrainer):
         widths = getattr(run.unwrapped_model.config, "hidden_sizes", None)
         if not widths:
             raise UserError(f"n2n compresses models whose config has hidden_sizes; {run.recipe.architecture} has none")
-        for key in ("episodes", "student_steps"):
-            if isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1:
-                raise UserError(f"training.trainer_options.{key} must be a positive integer, got {o[key]!r}")
+        option_int(o, "episodes")
+        option_int(o, "student_steps")
         if not o["scales"] or any(not 0 < s <= 1 for s in o["scales"]):
             raise UserError(f"training.trainer_options.scales must be factors in (0, 1], got {o['scales']!r}")
         super().setup(run)

@@ -24,6 +24,7 @@ import torch
 from ..errors import UserError
 from .base import TrainOutcome, register_trainer
 from .loop import SGDTrainer
+from .sparse import option_fraction, option_int
 
 IMP_STATE = "imp_state.safetensors"
 
@@ -97,12 +98,9 @@ class IMPTrainer(SGDTrainer):
 
     def setup(self, run) -> None:
         o = run.options
-        if isinstance(o["cycles"], bool) or not isinstance(o["cycles"], int) or o["cycles"] < 1:
-            raise UserError(f"training.trainer_options.cycles must be a positive integer, got {o['cycles']!r}")
-        for key in ("prune_fraction", "ap_fraction"):
-            value = o[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise UserError(f"training.trainer_options.{key} must be in [0, 1), got {value!r}")
+        option_int(o, "cycles")
+        option_fraction(o, "prune_fraction")
+        option_fraction(o, "ap_fraction")
         if o["scope"] not in ("layer", "global"):
             raise UserError(f"training.trainer_options.scope must be layer or global, got {o['scope']!r}")
         self.weights = prunable_weights(run.unwrapped_model)

@@ -126,9 +126,20 @@ def swap_count(k: int, fraction: float) -> int:
 
 # --- trainers ------------------------------------------------------------------------------------
 
-def _check_fraction(name: str, value, low_open: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 1 if low_open else 0 <= value <= 1):
-        raise UserError(f"training.trainer_options.{name} must be in {'(0, 1]' if low_open else '[0, 1]'}, got {value!r}")
+def option_int(options: dict, name: str, minimum: int = 1) -> int:
+    """training.trainer_options.<name> as an integer >= minimum, else a UserError naming it."""
+    value = options[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"training.trainer_options.{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def option_fraction(options: dict, name: str, interval: str = "[0, 1)") -> float:
+    """training.trainer_options.<name> as a number in `interval` ("[0, 1)", "(0, 1]" or "[0, 1]")."""
+    value = options[name]
+    inside = {"[0, 1)": lambda v: 0 <= v < 1, "(0, 1]": lambda v: 0 < v <= 1, "[0, 1]": lambda v: 0 <= v <= 1}[interval]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not inside(value):
+        raise UserError(f"training.trainer_options.{name} must be in {interval}, got {value!r}")
     return float(value)
 
 
@@ -139,9 +150,7 @@ class StaticSparseTrainer(SGDTrainer):
     options = {"sparsity": 0.75, "seed": 0}
 
     def build_optimizer(self, run, params):
-        sparsity = run.options["sparsity"]
-        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
-            raise UserError(f"training.trainer_options.sparsity must be in [0, 1), got {sparsity!r}")
+        sparsity = option_fraction(run.options, "sparsity")
         layers = hidden_linears(run.unwrapped_model)
         if not layers:
             raise UserError(f"static-sparse: {run.recipe.architecture} has no hidden nn.Linear layer to mask "
@@ -177,10 +186,9 @@ class DSTTrainer(SGDTrainer):
 
     def setup(self, run) -> None:
         o = run.options
-        if isinstance(o["update_every"], bool) or not isinstance(o["update_every"], int) or o["update_every"] < 1:
-            raise UserError(f"training.trainer_options.update_every must be a positive integer, got {o['update_every']!r}")
-        _check_fraction("prune_fraction", o["prune_fraction"])
-        _check_fraction("stop_fraction", o["stop_fraction"], low_open=False)
+        option_int(o, "update_every")
+        option_fraction(o, "prune_fraction", "(0, 1]")
+        option_fraction(o, "stop_fraction", "[0, 1]")
         if o["regrow"] not in REGROW:
             raise UserError(f"training.trainer_options.regrow must be one of {', '.join(REGROW)}, got {o['regrow']!r}")
         if o["anneal"] not in ("cosine", "constant"):
