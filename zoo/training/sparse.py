@@ -97,6 +97,7 @@ def rewire(layer, n_swap: int, scores: torch.Tensor) -> list[tuple[int, int]]:
     if n_swap <= 0:
         return []
     norms = block_norms(layer)
+    scores = scores.to(norms.device)
     changed = []
     with torch.no_grad():
         for j in range(out_e):
@@ -250,7 +251,10 @@ class DSTTrainer(SGDTrainer):
         fraction = self.fraction_at(run, step)
         inner = getattr(self.optimizer, "optimizer", self.optimizer)
         for name, layer in self.layers:
-            changed = rewire(layer, swap_count(layer.k, fraction), self.scores(run, step, name, layer, captured))
+            scores = self.scores(run, step, name, layer, captured)
+            if run.accelerator.num_processes > 1:  # each process saw its share of the batch: one decision for all
+                scores = run.accelerator.reduce(scores.to(run.accelerator.device), "mean").cpu()
+            changed = rewire(layer, swap_count(layer.k, fraction), scores)
             reset_optimizer_state(inner, layer.weight, changed)
             self.rewired += len(changed)
 
