@@ -30,7 +30,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ENTRY_POINT_GROUP = "zooscope.trainers"
 # Built-in trainers live in their own modules, imported only when a recipe names them.
-_BUILTIN_MODULES = {"sgd": "zoo.training.loop", "noprop": "zoo.training.noprop"}
+_BUILTIN_MODULES = {
+    "sgd": "zoo.training.loop",
+    "dst": "zoo.training.sparse",
+    "imp": "zoo.training.pruning",
+    "n2n": "zoo.training.n2n",
+    "noprop": "zoo.training.noprop",
+    "static-sparse": "zoo.training.sparse",
+}
 _TRAINERS: dict[str, type] = {}
 
 

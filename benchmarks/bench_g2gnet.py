@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""G2GNet's block-sparse layer against the dense layer of the same widths: forward and training-step time.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_g2gnet.py --out benchmarks/results/g2gnet.json
+
+One process, one thread (--threads), batch 256 (--batch), a --width x --width layer with
+--ensembles ensembles on each side. Variants, timed in the same run:
+
+- dense: nn.Linear (one GEMM);
+- g2g-S: G2GLinear at sparsity S (the connected blocks only: one gather, batched matmuls);
+- masked-S: the dense layer with the same 0/1 mask multiplied in (what mask-only sparsity costs);
+- csr-S (forward only): torch.sparse_csr weight @ x, torch's own sparse kernel.
+
+The training step is forward + backward (the input needs its gradient, as in a hidden layer) +
+an SGD step. Every round times each variant back to back (--inner calls each); the speed-up
+dense / variant is taken per round, and its median over --repeats rounds is reported with the
+quartiles, so the machine's slow drift cancels. Best-of-rounds times are reported too.
+Goal (issue 14): >= 2.5x at 75 % sparsity, >= 5x at 90 %.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from zoo.models.g2gnet.modeling_g2gnet import G2GLinear
+
+
+def make_layers(width: int, ensembles: int, sparsity: float, seed: int = 0):
+    torch.manual_seed(seed)
+    k = max(1, round((1 - sparsity) * ensembles))
+    sparse = G2GLinear(width, width, ensembles, ensembles, k)
+    torch.nn.init.uniform_(sparse.weight, -(1 / (k * width / ensembles)) ** 0.5, (1 / (k * width / ensembles)) ** 0.5)
+    torch.nn.init.zeros_(sparse.bias)
+    sparse.connections.copy_(sparse.initial_connections())
+    masked = torch.nn.Linear(width, width)
+    mask = sparse.mask().float()
+    with torch.no_grad():
+        masked.weight.copy_(sparse.dense_weight())
+        masked.bias.zero_()
+    csr = sparse.dense_weight().detach().to_sparse_csr()
+    return k, sparse, masked, mask, csr
+
+
+def step_fn(layer, x, forward=None):
+    optimizer = torch.optim.SGD(layer.parameters(), lr=1e-3)
+    forward = forward or layer
+
+    def step():
+        y = forward(x)
+        y.pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        x.grad = None
+    return step
+
+
+def time_call(fn, inner: int) -> float:
+    start = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - start) / inner
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--ensembles", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--sparsities", default="0.75,0.9")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--inner", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="benchmarks/results/g2gnet.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sparsities = [float(s) for s in args.sparsities.split(",")]
+
+    x = torch.randn(args.batch, args.width, requires_grad=True)
+    dense = torch.nn.Linear(args.width, args.width)
+    forwards, steps, meta = {"dense": lambda: dense(x)}, {"dense": step_fn(dense, x)}, {}
+    for s in sparsities:
+        k, sparse, masked, mask, csr = make_layers(args.width, args.ensembles, s)
+        meta[s] = {"k": k, "actual_sparsity": 1 - k / args.ensembles}
+        forwards[f"g2g-{s}"] = lambda sparse=sparse: sparse(x)
+        forwards[f"masked-{s}"] = lambda masked=masked, mask=mask: torch.nn.functional.linear(x, masked.weight * mask, masked.bias)
+        forwards[f"csr-{s}"] = lambda csr=csr: (csr @ x.detach().T).T
+        steps[f"g2g-{s}"] = step_fn(sparse, x)
+        steps[f"masked-{s}"] = step_fn(masked, x, lambda x, masked=masked, mask=mask:
+                                       torch.nn.functional.linear(x, masked.weight * mask, masked.bias))
+    times = {("forward", name): [] for name in forwards} | {("step", name): [] for name in steps}
+    for phase, table in (("forward", forwards), ("step", steps)):
+        for fn in table.values():  # warm-up
+            fn()
+    for _ in range(args.repeats):
+        with torch.no_grad():
+            for name, fn in forwards.items():
+                times[("forward", name)].append(time_call(fn, args.inner))
+        for name, fn in steps.items():
+            times[("step", name)].append(time_call(fn, args.inner))
+
+    def summary(phase: str, name: str) -> dict:
+        own, base = times[(phase, name)], times[(phase, "dense")]
+        ratios = sorted(b / o for b, o in zip(base, own))
+        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        return {"median_ms": statistics.median(own) * 1e3, "best_ms": min(own) * 1e3,
+                "speedup_median": statistics.median(ratios), "speedup_q1": q[0], "speedup_q3": q[2],
+                "speedup_best": min(base) / min(own)}
+
+    result = {
+        "benchmark": "g2gnet block-sparse layer vs dense", "width": args.width, "ensembles": args.ensembles,
+        "batch": args.batch, "threads": args.threads, "repeats": args.repeats, "inner": args.inner,
+        "torch": torch.__version__, "machine": platform.machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "forward": {name: summary("forward", name) for name in forwards},
+        "step": {name: summary("step", name) for name in steps},
+        "sparsities": {str(s): m for s, m in meta.items()},
+        "goal": {"0.75": 2.5, "0.9": 5.0},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    for phase in ("forward", "step"):
+        for name, row in result[phase].items():
+            print(f"{phase:8s} {name:12s} {row['median_ms']:8.2f} ms  x{row['speedup_median']:.2f} "
+                  f"[{row['speedup_q1']:.2f}, {row['speedup_q3']:.2f}]  best x{row['speedup_best']:.2f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""G2GNet: the block-sparse kernel against the masked dense layer, the config's checks, and
+rewired connections surviving save → publish → load by name with the zoo package blocked."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+import zoo
+from zoo.models.g2gnet.configuration_g2gnet import G2GNetConfig
+from zoo.models.g2gnet.modeling_g2gnet import G2GLinear, band_layout, initial_connections
+from zoo.recipes import TRAINING_DEFAULTS, Recipe
+
+from .conftest import run
+
+TINY = dict(image_size=4, num_channels=1, hidden_sizes=[12, 8], num_ensembles=[6, 4], input_ensembles=8,
+            sparsity=0.5, num_labels=3)
+
+
+def masked_dense(layer: G2GLinear) -> torch.Tensor:
+    """The dense (out, in) weight built block by block from the layer's parameters, independently of its code."""
+    w = torch.zeros(layer.out_features, layer.in_features, dtype=layer.weight.dtype)
+    bi, bo = layer.in_block, layer.out_block
+    for j in range(layer.out_ensembles):
+        for t, i in enumerate(layer.connections[j].tolist()):
+            w[j * bo:(j + 1) * bo, i * bi:(i + 1) * bi] = layer.weight[j, t].detach().T
+    return w
+
+
+@pytest.mark.parametrize("layout", ["modular", "random"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.75])
+@pytest.mark.parametrize("out_ensembles", [4, 8])
+def test_block_kernel_equals_the_masked_dense_layer(layout, sparsity, out_ensembles):
+    """Both kernels (the modular band's strided windows, the gather for any other layout)."""
+    torch.manual_seed(0)
+    layer = G2GLinear(24, 2 * out_ensembles, 8, out_ensembles, k=max(1, round((1 - sparsity) * 8)),
+                      layout=layout, seed=3).double()
+    torch.nn.init.normal_(layer.weight)
+    torch.nn.init.normal_(layer.bias)
+    layer.connections.copy_(layer.initial_connections())
+    assert (layer.band_step() is not None) == (layout == "modular" and sparsity > 0)
+    dense = masked_dense(layer)
+    assert (dense != 0).double().mean().item() == pytest.approx(layer.k / 8)
+    torch.testing.assert_close(layer.dense_weight(), dense, rtol=0, atol=0)
+    torch.testing.assert_close(layer.mask(), dense != 0, rtol=0, atol=0)
+
+    x = torch.randn(2, 5, 24, dtype=torch.float64, requires_grad=True)  # leading dims are kept
+    y = layer(x)
+    w_dense = dense.clone().requires_grad_(True)
+    reference = x @ w_dense.T + layer.bias
+    torch.testing.assert_close(y, reference, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(y)
+    gx, gw, gb = torch.autograd.grad(y, (x, layer.weight, layer.bias), grad)
+    rx, rw, rb = torch.autograd.grad(reference, (x, w_dense, layer.bias), grad)
+    torch.testing.assert_close(gx, rx)
+    torch.testing.assert_close(gb, rb)
+    # the weight gradient of each block is the dense gradient restricted to that block
+    probe = G2GLinear(24, 2 * out_ensembles, 8, out_ensembles, layer.k).double()
+    probe.connections.copy_(layer.connections)
+    probe.weight.data.copy_(gw)
+    torch.testing.assert_close(probe.dense_weight(), rw * (dense != 0))
+
+
+def test_modular_layout_is_a_band_and_random_layout_is_seeded():
+    band = initial_connections("modular", 8, 4, 3, seed=0)
+    assert band.tolist() == [[7, 0, 1], [1, 2, 3], [3, 4, 5], [5, 6, 7]]  # window order
+    assert band_layout(band, 8) == 2
+    assert band_layout(band[:, [1, 0, 2]], 8) is None  # same blocks, other order: the gather kernel
+    a, b = (initial_connections("random", 8, 4, 3, seed=s) for s in (1, 1))
+    assert torch.equal(a, b) and all(len(set(row)) == 3 for row in a.tolist())
+    assert not torch.equal(a, initial_connections("random", 8, 4, 3, seed=2))
+
+
+def test_config_sparsity_and_parameter_count():
+    config = G2GNetConfig(**TINY)
+    assert config.layer_sparsities() == [0.5, pytest.approx(0.5)]
+    model = zoo.create_model("g2gnet", **TINY)
+    first, second = (block.linear for block in model.layers)
+    assert first.weight.numel() == 16 * 12 // 2 and second.weight.numel() == 12 * 8 // 2
+    dense_first = G2GNetConfig(**{**TINY, "input_ensembles": None})
+    assert dense_first.layer_sparsities()[0] == 0.0
+    assert isinstance(zoo.create_model("g2gnet", **{**TINY, "input_ensembles": None}).layers[0].linear, torch.nn.Linear)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"sparsity": 1.0}, "sparsity"),
+    ({"sparsity": -0.1}, "sparsity"),
+    ({"num_ensembles": [5, 4]}, "num_ensembles"),  # 5 does not divide 12
+    ({"num_ensembles": [6]}, "num_ensembles"),  # one per hidden layer
+    ({"input_ensembles": 5}, "input_ensembles"),  # 5 does not divide 16
+    ({"layout": "grid"}, "layout"),
+])
+def test_bad_config_names_the_field(changes, field):
+    with pytest.raises(ValueError, match=field):
+        G2GNetConfig(**{**TINY, **changes})
+    with pytest.raises(zoo.UserError, match=field):
+        zoo.create_model("g2gnet", **{**TINY, **changes})
+
+
+def test_rewired_connections_survive_publish_and_load_by_name_without_zoo(tmp_path, hf_env):
+    from zoo.hub import export_repo, publish_to_cache
+
+    torch.manual_seed(0)
+    model = zoo.create_model("g2gnet", **TINY).eval()
+    layer = model.layers[1].linear
+    layer.connections.copy_(torch.tensor([[3, 0, 5], [1, 4, 2], [0, 2, 5], [4, 1, 3]]))  # not the initial band
+    assert not torch.equal(layer.connections, layer.initial_connections())
+    model.save_pretrained(tmp_path / "out")
+    recipe = Recipe(id="tiny-g2gnet-rewired", architecture="g2gnet", config=TINY, data={"name": "digits"},
+                    training=dict(TRAINING_DEFAULTS))
+    repo = export_repo(recipe, repo_dir=tmp_path / "repo", output_dir=tmp_path / "out")
+    publish_to_cache(repo, "zooscope/tiny-g2gnet-rewired")
+    x = torch.rand(3, 1, 4, 4)
+    torch.save({"x": x}, tmp_path / "x.pt")
+    code = f"""
+import sys; sys.modules['zoo'] = None; sys.modules['analysis'] = None
+import json, torch, transformers
+m = transformers.AutoModelForImageClassification.from_pretrained("zooscope/tiny-g2gnet-rewired", trust_remote_code=True).eval()
+assert type(m).__module__.startswith("transformers_modules")
+x = torch.load(r"{tmp_path / 'x.pt'}", weights_only=True)["x"]
+print(json.dumps({{"connections": m.layers[1].linear.connections.tolist(), "logits": m(pixel_values=x).logits.tolist()}}))
+"""
+    proc = run([sys.executable, "-c", code], env=hf_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["connections"] == layer.connections.tolist()
+    torch.testing.assert_close(torch.tensor(got["logits"]), model(pixel_values=x).logits, rtol=1e-6, atol=1e-6)

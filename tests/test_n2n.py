@@ -1,0 +1,71 @@
+"""zoo.training.n2n: the reward's closed form, REINFORCE on a 2-action bandit moves toward the
+better action, a tiny search saves its best student, and models without hidden_sizes are refused."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+import zoo
+from zoo.training import train
+from zoo.training.n2n import LayerPolicy, n2n_reward, reinforce_update
+
+
+def test_reward_closed_form():
+    assert n2n_reward(0.9, 0.9, 50, 100) == pytest.approx(0.75)  # C = 1/2: C(2 − C) = 3/4
+    assert n2n_reward(0.45, 0.9, 10, 100) == pytest.approx(0.5 * 0.9 * 1.1)
+    assert n2n_reward(0.9, 0.9, 100, 100) == 0.0  # no compression, no reward
+
+
+def test_reinforce_on_a_two_action_bandit_moves_toward_the_better_action():
+    torch.manual_seed(0)
+    policy = LayerPolicy(2)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=0.05)
+    state = torch.tensor([[1.0, 0.0]])  # one "layer": one decision per episode
+    p_before = policy(state).probs[0, 1].item()
+    # one step from the same state: the gradient of (R - b) log pi(a) pushes toward the rewarded action
+    dist = policy(state)
+    reinforce_update(optimizer, dist.log_prob(torch.tensor([0])).sum(), reward=0.0, baseline=0.5)
+    assert policy(state).probs[0, 1].item() > p_before
+    baseline = None
+    for _ in range(60):
+        dist = policy(state)
+        action = dist.sample()
+        reward = 1.0 if action.item() == 1 else 0.2
+        baseline = reward if baseline is None else 0.8 * baseline + 0.2 * reward
+        reinforce_update(optimizer, dist.log_prob(action).sum(), reward, baseline)
+    assert policy(state).probs[0, 1].item() > 0.9
+
+
+def recipe(tmp_path, architecture="mlp", config=None):
+    path = tmp_path / "n2n.yaml"
+    path.write_text(yaml.safe_dump({
+        "id": "tiny-n2n", "architecture": architecture,
+        "config": config or {"image_size": 8, "hidden_sizes": [32, 32, 16], "num_labels": 10},
+        "data": {"name": "digits"},
+        "training": {"epochs": 2, "batch_size": 64, "lr": 0.01, "optimizer": "adam", "seed": 0, "checkpoint_every": 0,
+                     "trainer": "n2n", "trainer_options": {"episodes": 4, "student_steps": 15}}}))
+    return path
+
+
+def test_tiny_search_saves_its_best_student(tmp_path):
+    result = train(recipe(tmp_path), output_dir=tmp_path / "out")
+    n2n = result.metrics["n2n"]
+    assert len(n2n["curve"]) == 4 and 1 <= n2n["evaluated_students"] <= 4
+    assert n2n["random_search"]["evaluated_students"] == n2n["evaluated_students"]
+    best = n2n["best"]
+    assert best["reward"] == max(c["reward"] for c in n2n["curve"])
+    assert best["reward"] == pytest.approx(n2n_reward(best["accuracy"], n2n["teacher"]["accuracy"], best["params"],
+                                                      n2n["teacher"]["params"]))
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["hidden_sizes"] == best["hidden_sizes"]  # the published model is the best student
+    assert n2n["compression"] == pytest.approx(n2n["teacher"]["params"] / best["params"])
+    assert result.metrics["final"]["eval_accuracy"] == pytest.approx(best["accuracy"])
+
+
+def test_n2n_refuses_a_model_without_hidden_sizes(tmp_path):
+    config = {"image_size": 8, "num_channels": 1, "channels": [3, 4], "hidden_size": 6, "num_labels": 10}
+    with pytest.raises(zoo.UserError, match="hidden_sizes"):
+        train(recipe(tmp_path, "convnet", config), output_dir=tmp_path / "out")

@@ -1,0 +1,203 @@
+"""N2N learning (Ashok et al. 2017): compress a teacher by reinforcement learning (`n2n`).
+
+The run's model is the teacher: it is trained first by the recipe's loop (epochs, optimiser, ...).
+Then two policies search for a student, episode by episode:
+
+1. a bidirectional-LSTM *removal* policy reads one descriptor per hidden layer (relative width,
+   relative position) and keeps or removes each layer (Bernoulli);
+2. a bidirectional-LSTM *shrink* policy reads the kept layers and picks each one's width factor
+   from `scales` (categorical).
+
+Each candidate student (same family, the chosen hidden sizes) is trained for `student_steps`
+by knowledge distillation from the teacher (KL at temperature `temperature` + cross-entropy)
+and scored on the eval split; evaluated architectures are cached. Reward
+R = (acc_s / acc_t) · C (2 − C), C = 1 − params_s / params_t; both policies are updated by
+REINFORCE with a moving-average baseline. A random search over the same action space with the
+same number of *evaluated* students is the baseline. The best student is the run's saved model;
+metrics.json "n2n" holds the reward curve, both searches and the wall time.
+
+Supports architectures whose config has `hidden_sizes` (mlp, g2gnet with widths that fit).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .base import TrainOutcome, register_trainer
+from .loop import SGDTrainer
+from .sparse import option_int
+
+
+def n2n_reward(acc_student: float, acc_teacher: float, params_student: int, params_teacher: int) -> float:
+    """(acc_s / acc_t) · C (2 − C) with C = 1 − params_s / params_t (Ashok et al. 2017, eq. 3)."""
+    c = 1.0 - params_student / params_teacher
+    return (acc_student / acc_teacher) * c * (2.0 - c)
+
+
+class LayerPolicy(nn.Module):
+    """A bidirectional LSTM over per-layer descriptors, one categorical distribution per layer."""
+
+    def __init__(self, actions: int, hidden: int = 16, features: int = 2):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, actions)
+
+    def forward(self, descriptors: torch.Tensor) -> torch.distributions.Categorical:
+        out, _ = self.lstm(descriptors.unsqueeze(0))
+        return torch.distributions.Categorical(logits=self.head(out[0]))
+
+
+def reinforce_update(optimizer, log_prob: torch.Tensor, reward: float, baseline: float) -> None:
+    """One REINFORCE step: ascend (R − b) · log π(a)."""
+    optimizer.zero_grad()
+    (-(reward - baseline) * log_prob).backward()
+    optimizer.step()
+
+
+def descriptors(widths: list[int]) -> torch.Tensor:
+    top = max(widths)
+    n = len(widths)
+    return torch.tensor([[w / top, i / max(1, n - 1)] for i, w in enumerate(widths)], dtype=torch.float32)
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@register_trainer("n2n")
+class N2NTrainer(SGDTrainer):
+    """Train the teacher with the recipe's loop, then search a student by REINFORCE (see the module)."""
+
+    options = {"episodes": 20, "student_steps": 100, "student_lr": 1e-3, "temperature": 4.0, "kd_weight": 0.9,
+               "scales": [0.25, 0.5, 0.75, 1.0], "policy_lr": 0.05, "baseline_decay": 0.8, "seed": 0}
+
+    def setup(self, run) -> None:
+        o = run.options
+        widths = getattr(run.unwrapped_model.config, "hidden_sizes", None)
+        if not widths:
+            raise UserError(f"n2n compresses models whose config has hidden_sizes; {run.recipe.architecture} has none")
+        option_int(o, "episodes")
+        option_int(o, "student_steps")
+        if not o["scales"] or any(not 0 < s <= 1 for s in o["scales"]):
+            raise UserError(f"training.trainer_options.scales must be factors in (0, 1], got {o['scales']!r}")
+        super().setup(run)
+
+    # -- students
+    def build_student(self, run, hidden_sizes: list[int]):
+        from ..registry import build_model
+
+        kwargs = {**run.recipe.config, "hidden_sizes": hidden_sizes}
+        kwargs.setdefault("num_labels", run.unwrapped_model.config.num_labels)
+        return build_model(run.recipe.architecture, **kwargs).to(run.accelerator.device)
+
+    def distil(self, run, student, teacher, generator: torch.Generator) -> float:
+        """Train `student` by KD from `teacher` for student_steps; its eval accuracy."""
+        from .run import evaluate
+
+        o = run.options
+        optimizer = torch.optim.Adam(student.parameters(), lr=o["student_lr"])
+        data = run.train_set
+        t = o["temperature"]
+        student.train()
+        for _ in range(o["student_steps"]):
+            index = torch.randint(len(data), (run.batch_size,), generator=generator).tolist()
+            batch = data.__getitems__(index)
+            batch.pop("example_index")
+            batch = {k: v.to(run.accelerator.device) for k, v in batch.items()}
+            with torch.no_grad():
+                soft = torch.softmax(teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits / t, -1)
+            out = student(**batch)
+            kd = nn.functional.kl_div(torch.log_softmax(out.logits / t, -1), soft, reduction="batchmean") * t * t
+            loss = o["kd_weight"] * kd + (1 - o["kd_weight"]) * out.loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return evaluate(student, run.eval_dl)["eval_accuracy"]
+
+    def score(self, run, hidden_sizes, teacher, cache, generator) -> dict:
+        key = tuple(hidden_sizes)
+        if key not in cache:
+            student = self.build_student(run, list(hidden_sizes))
+            acc = self.distil(run, student, teacher, generator)
+            params = parameter_count(student)
+            cache[key] = {"hidden_sizes": list(hidden_sizes), "accuracy": acc, "params": params,
+                          "reward": n2n_reward(acc, self.teacher_acc, params, self.teacher_params), "model": student}
+        return cache[key]
+
+    def widths_of(self, widths, keep, scale_index) -> list[int]:
+        scales = self.opts["scales"]
+        kept = [w for w, k in zip(widths, keep) if k]
+        return [max(1, int(round(w * scales[s]))) for w, s in zip(kept, scale_index)]
+
+    # -- the search
+    def train(self, run) -> TrainOutcome:
+        from tqdm.auto import tqdm
+
+        from .run import evaluate
+
+        outcome = super().train(run)  # the teacher
+        if not outcome.finished:
+            return outcome
+        self.opts = o = run.options
+        teacher = run.unwrapped_model.eval()
+        self.teacher_acc = evaluate(teacher, run.eval_dl)["eval_accuracy"]
+        self.teacher_params = parameter_count(teacher)
+        widths = list(teacher.config.hidden_sizes)
+        torch.manual_seed(o["seed"])
+        remove, shrink = LayerPolicy(2), LayerPolicy(len(o["scales"]))
+        optimizer = torch.optim.Adam([*remove.parameters(), *shrink.parameters()], lr=o["policy_lr"])
+        generator = torch.Generator().manual_seed(o["seed"])
+        cache: dict = {}
+        baseline, curve, best = None, [], None
+        started = time.perf_counter()
+        bar = tqdm(range(o["episodes"]), desc="n2n search", disable=not run.accelerator.is_local_main_process)
+        for episode in bar:
+            d_remove = remove(descriptors(widths))
+            keep = d_remove.sample()
+            if keep.sum() == 0:  # at least one hidden layer stays
+                keep[torch.argmax(d_remove.probs[:, 1])] = 1
+            kept = [w for w, k in zip(widths, keep.tolist()) if k]
+            d_shrink = shrink(descriptors(kept))
+            scale_index = d_shrink.sample()
+            result = self.score(run, self.widths_of(widths, keep.tolist(), scale_index.tolist()), teacher, cache, generator)
+            reward = result["reward"]
+            baseline = reward if baseline is None else o["baseline_decay"] * baseline + (1 - o["baseline_decay"]) * reward
+            log_prob = d_remove.log_prob(keep).sum() + d_shrink.log_prob(scale_index).sum()
+            reinforce_update(optimizer, log_prob, reward, baseline)
+            if best is None or reward > best["reward"]:
+                best = result
+            curve.append({"episode": episode, "reward": reward, "best_reward": best["reward"],
+                          "hidden_sizes": result["hidden_sizes"], "accuracy": result["accuracy"]})
+            bar.set_postfix(best_reward=round(best["reward"], 4))
+        search_s = time.perf_counter() - started
+        # the random-search baseline: as many evaluated students, drawn uniformly from the same actions
+        rng = torch.Generator().manual_seed(o["seed"] + 1)
+        random_cache: dict = {}
+        random_best = None
+        for _ in range(3 * len(cache)):
+            if len(random_cache) >= len(cache):
+                break
+            keep = torch.randint(2, (len(widths),), generator=rng).tolist()
+            keep[torch.randint(len(widths), (1,), generator=rng).item()] = 1
+            scale_index = torch.randint(len(o["scales"]), (sum(keep),), generator=rng).tolist()
+            result = self.score(run, self.widths_of(widths, keep, scale_index), teacher, random_cache, generator)
+            random_best = result if random_best is None or result["reward"] > random_best["reward"] else random_best
+        student = best.pop("model")
+        strip = lambda r: {k: v for k, v in r.items() if k != "model"}  # noqa: E731
+        outcome.model = student
+        # the run's history is the teacher's: the final metrics (and the card) are the student's
+        outcome.final.update(evaluate(student, run.eval_dl))
+        outcome.final["eval_compression"] = self.teacher_params / best["params"]
+        outcome.metrics["n2n"] = {
+            "teacher": {"hidden_sizes": widths, "accuracy": self.teacher_acc, "params": self.teacher_params},
+            "best": strip(best), "compression": self.teacher_params / best["params"],
+            "episodes": o["episodes"], "evaluated_students": len(cache), "search_wall_s": search_s,
+            "curve": curve, "random_search": {"evaluated_students": len(random_cache),
+                                              "best": strip(random_best) if random_best else None},
+            "rl_beats_random": bool(random_best is None or best["reward"] > random_best["reward"]),
+        }
+        return outcome
