@@ -46,9 +46,10 @@ def setting():
     return model, batches, reference
 
 
-def test_operator_matches_a_hand_written_hessian(setting):
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_operator_matches_a_hand_written_hessian(setting, mode):
     model, batches, reference = setting
-    op = HessianOperator(model, batches)
+    op = HessianOperator(model, batches, mode=mode)
     assert op.dim == reference.shape[0] == 4 * 5 + 5 * 3 + 3
     assert torch.allclose(op.exact(), reference, atol=1e-10)
     vectors = torch.randn(7, op.dim, dtype=torch.float64)

@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace, run: runner.Run) -> int:
     exact = {"auto": "auto", "yes": True, "no": False}[args.exact]
     report = measure_sharpness(model, batches, loss=args.loss, probes=args.probes, top_k=args.top_k,
                                iterations=args.iterations, exact=exact, seed=args.seed, chunk=args.chunk,
-                               confidence=args.confidence, model_name=args.model, data_name=described)
+                               confidence=args.confidence, mode=args.hvp, model_name=args.model, data_name=described)
     print(report.summary_markdown())
     if run.out is not None:
         with run.staging() as folder:
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace, run: runner.Run) -> int:
 
 
 def add_cli(subparsers) -> None:
-    from .operator import LOSSES
+    from .operator import LOSSES, MODES
 
     parser = runner.add_tool(
         subparsers, "sharpness", run=_run, validate=_validate, out="optional",
@@ -94,6 +94,8 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--iterations", type=int, default=None, help="Lanczos steps (default max(3k, 2k + 30))")
     parser.add_argument("--exact", choices=("auto", "yes", "no"), default="auto",
                         help="also build the exact Hessian (auto: up to 2000 parameters)")
+    parser.add_argument("--hvp", choices=MODES, default="reverse",
+                        help="Hessian-vector products: reverse (vjp of grad, one graph replayed) or forward (jvp of grad)")
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--float64", action="store_true", help="measure in float64")
     parser.add_argument("--seed", type=int, default=0)

@@ -2,9 +2,10 @@
 
 ``HessianOperator(model, batches)`` differentiates the loss with respect to every parameter that
 requires grad (frozen parameters and buffers stay fixed) through ``torch.func``: the loss is a
-pure function of a parameter dict (``functional_call``), its Hessian-vector product is
-forward-over-reverse (``jvp`` of ``grad``), and a stack of vectors goes through ``vmap`` so that
-all probes share one traced graph. Nothing of size P × P is built unless :meth:`exact` is asked
+pure function of a parameter dict (``functional_call``), its Hessian-vector product is the
+pullback of its gradient (``vjp`` of ``grad``: the graph of L and ∇L built once, then replayed)
+or forward-over-reverse (``jvp`` of ``grad``), and a stack of vectors goes through ``vmap`` so
+that all probes share one graph. Nothing of size P × P is built unless :meth:`exact` is asked
 for (tiny models only).
 
 The loss over several batches is the example-weighted mean of the batch losses, so the operator
@@ -16,16 +17,18 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import functional_call, grad, jvp, vjp, vmap
 
 from ..errors import UserError
 
-__all__ = ["HessianOperator", "LOSSES", "batch_size_of"]
+__all__ = ["HessianOperator", "LOSSES", "MODES", "batch_size_of"]
 
 # "model": the loss the model returns given labels (its own training loss); the others are
 # computed from the logits: "cross_entropy" (integer labels) and "mse" (float targets, or one-hot
 # of integer labels), both means over the batch.
 LOSSES = ("model", "cross_entropy", "mse")
+# how H v is differentiated: "reverse" (vjp of grad, one graph kept and replayed), "forward" (jvp of grad)
+MODES = ("reverse", "forward")
 
 
 def batch_size_of(batch: dict) -> int:
@@ -77,9 +80,13 @@ class HessianOperator:
     """
 
     def __init__(self, model: nn.Module, batches: Sequence[dict], *, loss: str = "model",
-                 params: Iterable[str] | None = None):
+                 params: Iterable[str] | None = None, mode: str = "reverse"):
         if loss not in LOSSES:
             raise UserError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        if mode not in MODES:
+            raise UserError(f"unknown Hessian-vector product mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = mode
+        self._pulls = None
         self.model = model.eval()  # dropout off: the Hessian of a deterministic loss
         self.loss = loss
         named = dict(model.named_parameters())
@@ -145,23 +152,42 @@ class HessianOperator:
         """H v for one flat vector v (shape (P,))."""
         return self.hvps(vector.unsqueeze(0))[0]
 
+    def _pullbacks(self) -> list:
+        """Per batch, the vector-Jacobian product of ∇L_b: reverse-over-reverse, the graph of
+        L_b and its gradient built once and kept, so every later H v replays only its backward."""
+        if self._pulls is None:
+            self._pulls = [vjp(grad(self._batch_loss(b)), self.params)[1] for b in self.batches]
+        return self._pulls
+
     def hvps(self, vectors: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """H V for a stack of flat vectors (K, P) → (K, P): ``vmap`` over the probes, so each
-        chunk of ``chunk`` probes (default all) is one batched forward-over-reverse pass."""
+        chunk of ``chunk`` probes (default all) is one batched pass through the graph.
+
+        ``mode="reverse"`` (default): the pullback of ∇L (``vjp`` of ``grad``), its graph built
+        once per operator; ``mode="forward"``: forward-over-reverse (``jvp`` of ``grad``),
+        recomputed each call (no graph kept between calls, less memory)."""
         if vectors.dim() != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"expected vectors of shape (K, {self.dim}), got {tuple(vectors.shape)}")
         vectors = vectors.to(dtype=self.dtype, device=self.device)
         chunk = vectors.shape[0] if not chunk else chunk
         out = torch.zeros_like(vectors)
-        for w, b in zip(self.weights, self.batches):
-            g = grad(self._batch_loss(b))
-
-            def one(v, g=g):
-                return self.flatten(jvp(g, (self.params,), (self.unflatten(v),))[1])
-
+        if self.mode == "reverse":
+            functions = [lambda v, pull=pull: self.flatten(pull(self.unflatten(v))[0]) for pull in self._pullbacks()]
+        else:
+            functions = []
+            for b in self.batches:
+                g = grad(self._batch_loss(b))
+                functions.append(lambda v, g=g: self.flatten(jvp(g, (self.params,), (self.unflatten(v),))[1]))
+        for w, one in zip(self.weights, functions):
             batched = vmap(one)
             for start in range(0, vectors.shape[0], chunk):
-                out[start:start + chunk] += w * batched(vectors[start:start + chunk])
+                try:
+                    out[start:start + chunk] += w * batched(vectors[start:start + chunk])
+                except RuntimeError as error:
+                    if self.mode == "forward" and "ZeroTensor" in str(error):
+                        raise UserError("forward-over-reverse Hessian-vector products fail on this loss in this "
+                                        "torch version (mse_loss); use mode='reverse'") from None
+                    raise
         return out
 
     def exact(self, max_params: int = 4096) -> torch.Tensor:

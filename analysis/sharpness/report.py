@@ -108,13 +108,13 @@ def measure_sharpness(model: nn.Module, batches: Sequence[dict], *, loss: str = 
                       top_k: int = 1, iterations: int | None = None, exact: bool | str = "auto",
                       seed: int = 0, chunk: int | None = None, confidence: float = 0.95,
                       model_name: str = "model", data_name: str = "batches",
-                      params: Sequence[str] | None = None) -> SharpnessReport:
+                      params: Sequence[str] | None = None, mode: str = "reverse") -> SharpnessReport:
     """Measure the Hessian of ``model``'s mean loss over ``batches`` at its current parameters.
 
     ``exact``: True builds the whole Hessian (error beyond 4096 parameters), ``"auto"`` only up
     to :data:`EXACT_AUTO_LIMIT` parameters, False never.
     """
-    op = HessianOperator(model, batches, loss=loss, params=params)
+    op = HessianOperator(model, batches, loss=loss, params=params, mode=mode)
     if not isinstance(top_k, int) or top_k < 1:
         raise UserError(f"--top-k must be a positive integer, got {top_k!r}")
     if top_k > op.dim:
@@ -149,5 +149,5 @@ def measure_sharpness(model: nn.Module, batches: Sequence[dict], *, loss: str = 
         gradient_norm=gnorm, parameter_norm=float(op.theta().double().norm()), trace=trace, frobenius=frob,
         top=top, exact=spectrum, seconds=seconds,
         settings={"probes": probes, "top_k": top_k, "iterations": top.iterations, "seed": seed,
-                  "chunk": chunk, "confidence": confidence, "dtype": str(op.dtype).replace("torch.", "")},
+                  "chunk": chunk, "confidence": confidence, "mode": mode, "dtype": str(op.dtype).replace("torch.", "")},
     )

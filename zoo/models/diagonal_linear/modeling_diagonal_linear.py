@@ -81,8 +81,7 @@ class DiagonalLinearForRegression(DiagonalLinearPreTrainedModel):
 
     def forward(self, input_features, labels=None, output_hidden_states=None, return_dict=None, **kwargs):
         base = self.diagonal(input_features, output_hidden_states=output_hidden_states, return_dict=True)
-        a, b = self.diagonal.units(input_features)
-        logits = (a * self.diagonal.u).sum(-1) - (b * self.diagonal.v).sum(-1)
+        logits = input_features @ self.beta.t()  # = Σ_j u_j (u_j x_j) − v_j (v_j x_j), the second layer on the units
         loss = classification_loss(logits, labels, self.config) if labels is not None else None
         out = DiagonalLinearOutput(loss=loss, logits=logits, hidden_states=base.hidden_states)
         return out.to_tuple() if return_tuple(self.config, return_dict) else out
