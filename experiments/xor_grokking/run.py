@@ -183,6 +183,11 @@ def summarise() -> dict:
                                    "final_train_acc": c["final"]["train_acc"], "final_flipped_fit": c["final"]["flipped_fit"],
                                    "final_test_acc": c["final"]["test_acc"], "final_aligned_share": c["final"]["aligned_share"],
                                    "benign_overfit": benign,
+                                   "first_step_test_95": next((st for st, t in zip(c["curves"]["step"], c["curves"]["test_acc"])
+                                                               if t >= 0.95), None),
+                                   "aligned_share_step0": c["curves"]["aligned_share"][0],
+                                   "signal_share_step0": c["curves"]["signal_share"][0],
+                                   "final_signal_share": c["final"]["signal_share"],
                                    "grokking": benign and c["step1"]["test_acc"] < 0.65 and c["final"]["test_acc"] >= 0.9})
     # curves of the largest-d/n cells
     curve_cells = sorted([c for c in cells if c.get("tag") == "curves" or c["d_over_n"] >= 100], key=lambda c: (c["flip"], c["seed"]))
