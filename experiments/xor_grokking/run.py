@@ -16,6 +16,7 @@ summary.json and the figures in docs/figures/xor_grokking/.
 
     python experiments/xor_grokking/run.py --curves            # the curve cells (d/n = 100)
     python experiments/xor_grokking/run.py --grid              # the d/n × flip-rate heat map
+    python experiments/xor_grokking/run.py --grid --separation 16.44 --flips 0.1 0.2   # ‖μ‖ fixed
     python experiments/xor_grokking/run.py --summarise
 """
 from __future__ import annotations
@@ -114,7 +115,7 @@ def run_cell(dim, n, flip, seed, args) -> dict:
         drift = float((model.hidden.weight - w0).norm() / w0.norm())
     i1 = curves["step"].index(1)
     return {"dim": dim, "n": n, "flip": flip, "seed": seed, "separation": separation, "d_over_n": dim / n,
-            "width": m, "lr": args.lr, "init": args.init, "steps": args.steps, "n_test": args.n_test,
+            "fixed_separation": bool(args.separation), "width": m, "lr": args.lr, "init": args.init, "steps": args.steps, "n_test": args.n_test,
             "flipped": int(flipped.sum()), "axes_check": axes_check, "seconds": seconds, "weight_drift": drift,
             "step1": {k: curves[k][i1] for k in curves},
             "final": {k: curves[k][-1] for k in curves},
@@ -141,8 +142,9 @@ def optimal_accuracy(separation: float) -> float:
     return float((pred == (c >= 2)).mean())
 
 
-def cell_path(dim, n, flip, seed) -> str:
-    return os.path.join(RESULTS, f"d{dim}-n{n}-flip{flip:g}-seed{seed}.json")
+def cell_path(dim, n, flip, seed, separation=None) -> str:
+    tail = f"-mu{separation:g}" if separation else ""
+    return os.path.join(RESULTS, f"d{dim}-n{n}-flip{flip:g}-seed{seed}{tail}.json")
 
 
 def sweep(cells, args) -> None:
@@ -150,7 +152,7 @@ def sweep(cells, args) -> None:
 
     os.makedirs(RESULTS, exist_ok=True)
     for dim, n, flip, seed in tqdm(cells, desc="cells", disable=args.quiet):
-        path = cell_path(dim, n, flip, seed)
+        path = cell_path(dim, n, flip, seed, args.separation)
         if os.path.exists(path):
             continue
         cell = run_cell(dim, n, flip, seed, args)
@@ -179,6 +181,7 @@ def summarise() -> dict:
         benign = (c["step1"]["train_acc"] == 1.0 and c["final"]["flipped_fit"] == 1.0 and c["final"]["train_acc"] == 1.0)
         summary["cells"].append({k: c[k] for k in ("dim", "n", "flip", "seed", "separation", "d_over_n", "best_test_acc",
                                                    "optimal_test_acc", "flipped")}
+                                | {"fixed_separation": c.get("fixed_separation", False)}
                                 | {"step1_train_acc": c["step1"]["train_acc"], "step1_test_acc": c["step1"]["test_acc"],
                                    "final_train_acc": c["final"]["train_acc"], "final_flipped_fit": c["final"]["flipped_fit"],
                                    "final_test_acc": c["final"]["test_acc"], "final_aligned_share": c["final"]["aligned_share"],
@@ -190,7 +193,8 @@ def summarise() -> dict:
                                    "final_signal_share": c["final"]["signal_share"],
                                    "grokking": benign and c["step1"]["test_acc"] < 0.65 and c["final"]["test_acc"] >= 0.9})
     # curves of the largest-d/n cells
-    curve_cells = sorted([c for c in cells if c.get("tag") == "curves" or c["d_over_n"] >= 100], key=lambda c: (c["flip"], c["seed"]))
+    curve_cells = sorted([c for c in cells if c["d_over_n"] >= 100 and not c.get("fixed_separation")],
+                         key=lambda c: (c["flip"], c["seed"]))
     if curve_cells:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))
         for c in curve_cells[:3]:
@@ -211,34 +215,40 @@ def summarise() -> dict:
         fig.tight_layout()
         fig.savefig(os.path.join(FIGURES, "curves.png"), dpi=110)
         plt.close(fig)
-    grid = [c for c in summary["cells"] if c["seed"] == 0]
-    ratios = sorted({c["d_over_n"] for c in grid})
-    flips = sorted({c["flip"] for c in grid})
-    if len(ratios) > 1 and len(flips) > 1:
-        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-        for ax, key, title in zip(axes, ("step1_test_acc", "final_test_acc", "final_flipped_fit"),
-                                  ("test accuracy after step 1", "final test accuracy", "flipped labels fitted (final)")):
-            mat = np.full((len(flips), len(ratios)), np.nan)
-            for c in grid:
-                mat[flips.index(c["flip"]), ratios.index(c["d_over_n"])] = c[key]
-            im = ax.imshow(mat, origin="lower", vmin=0.4 if "test" in key else 0, vmax=1, cmap="viridis", aspect="auto")
-            for i in range(len(flips)):
-                for j in range(len(ratios)):
-                    if not np.isnan(mat[i, j]):
-                        ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
-            ax.set_xticks(range(len(ratios)), [f"{r:g}" for r in ratios])
-            ax.set_yticks(range(len(flips)), [f"{f:g}" for f in flips])
-            ax.set_xlabel("d / n")
-            ax.set_ylabel("flip rate")
-            ax.set_title(title, fontsize=9)
-            fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        fig.savefig(os.path.join(FIGURES, "heatmap.png"), dpi=110)
-        plt.close(fig)
-        summary["grid"] = {"d_over_n": ratios, "flip": flips}
+    # the main grid (‖μ‖ from the d-dependent rule) and the fixed-‖μ‖ grid, one heat map each
+    for tag, fixed in (("heatmap", False), ("heatmap-fixed-mu", True)):
+        grid = [c for c in summary["cells"] if c["seed"] == 0 and c["fixed_separation"] == fixed]
+        ratios = sorted({c["d_over_n"] for c in grid})
+        flips = sorted({c["flip"] for c in grid})
+        if len(ratios) > 1 and len(flips) > 1:
+            heatmap(plt, np, grid, ratios, flips, os.path.join(FIGURES, f"{tag}.png"))
+            summary[tag.replace("-", "_")] = {"d_over_n": ratios, "flip": flips}
     with open(os.path.join(RESULTS, "summary.json"), "w") as handle:
         json.dump(summary, handle, indent=1)
     return summary
+
+
+def heatmap(plt, np, grid, ratios, flips, path) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, key, title in zip(axes, ("step1_test_acc", "final_test_acc", "final_flipped_fit"),
+                              ("test accuracy after step 1", "final test accuracy", "flipped labels fitted (final)")):
+        mat = np.full((len(flips), len(ratios)), np.nan)
+        for c in grid:
+            mat[flips.index(c["flip"]), ratios.index(c["d_over_n"])] = c[key]
+        im = ax.imshow(mat, origin="lower", vmin=0.4 if "test" in key else 0, vmax=1, cmap="viridis", aspect="auto")
+        for i in range(len(flips)):
+            for j in range(len(ratios)):
+                if not np.isnan(mat[i, j]):
+                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+        ax.set_xticks(range(len(ratios)), [f"{r:g}" for r in ratios])
+        ax.set_yticks(range(len(flips)), [f"{f:g}" for f in flips])
+        ax.set_xlabel("d / n")
+        ax.set_ylabel("flip rate")
+        ax.set_title(f"{title} (‖μ‖ = {grid[0]['separation']:.1f})" if grid[0]["fixed_separation"] else title, fontsize=9)
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
