@@ -24,7 +24,8 @@ from ..lazy import lazy_exports
 _EXPORTS = {
     "add_cli": "cli",
     "HessianOperator": "operator",
-    "LOSSES": "operator",
+    "LOSSES": "names",
+    "MODES": "names",
     "hutchinson": "estimators",
     "lanczos": "estimators",
     "rademacher": "estimators",

@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace, run: runner.Run) -> int:
 
 
 def add_cli(subparsers) -> None:
-    from .operator import LOSSES, MODES
+    from .names import LOSSES, MODES
 
     parser = runner.add_tool(
         subparsers, "sharpness", run=_run, validate=_validate, out="optional",

@@ -20,15 +20,9 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
 from ..errors import UserError
+from .names import LOSSES, MODES
 
 __all__ = ["HessianOperator", "LOSSES", "MODES", "batch_size_of"]
-
-# "model": the loss the model returns given labels (its own training loss); the others are
-# computed from the logits: "cross_entropy" (integer labels) and "mse" (float targets, or one-hot
-# of integer labels), both means over the batch.
-LOSSES = ("model", "cross_entropy", "mse")
-# how H v is differentiated: "reverse" (vjp of grad, one graph kept and replayed), "forward" (jvp of grad)
-MODES = ("reverse", "forward")
 
 
 def batch_size_of(batch: dict) -> int:
