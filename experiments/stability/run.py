@@ -151,10 +151,12 @@ def summarise() -> dict:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    cells = []
+    every = []
     for name in sorted(os.listdir(RESULTS)):
         if name.endswith(".json") and name != "summary.json":
-            cells.append(json.load(open(os.path.join(RESULTS, name))))
+            every.append(json.load(open(os.path.join(RESULTS, name))))
+    # the main summary (groups, figure) is seed 0; the other seeds are checked in "other_seeds"
+    cells = [c for c in every if c["settings"]["seed"] == 0]
     done = [c for c in cells if c["status"] == "converged"]
     summary = {"cells": len(cells), "converged": len(done),
                "diverged": sorted(f"{c['model']}-{c['optimizer']}-lr{c['lr']:g}" for c in cells if c["status"] == "diverged"),
@@ -177,6 +179,22 @@ def summarise() -> dict:
             if len(group) > 2:
                 entry["corr_trace_vs_norm"] = float(np.corrcoef(entry["trace"], entry[norm_key])[0, 1])
             summary["groups"][f"{kind}-{opt}"] = entry
+    summary["other_seeds"] = {}
+    for seed in sorted({c["settings"]["seed"] for c in every} - {0}):
+        mine = [c for c in every if c["settings"]["seed"] == seed]
+        ok = [c for c in mine if c["status"] == "converged"]
+        entry = {"data_seed": mine[0]["settings"]["data_seed"], "cells": len(mine), "converged": len(ok),
+                 "diverged": sorted(f"{c['model']}-{c['optimizer']}-lr{c['lr']:g}" for c in mine if c["status"] == "diverged"),
+                 "not_converged": sorted(f"{c['model']}-{c['optimizer']}-lr{c['lr']:g}" for c in mine if c["status"] == "max_steps")}
+        for kind in ("diag", "relu"):
+            for opt in ("gd", "sgd"):
+                group = sorted((c for c in ok if c["model"] == kind and c["optimizer"] == opt), key=lambda c: c["lr"])
+                if group:
+                    entry[f"{kind}-{opt}"] = {
+                        "lr": [c["lr"] for c in group], "test_mse": [c["test_mse"] for c in group],
+                        "max_eta_lambda_over_2": max(c["eta_lambda_over_2"] for c in group),
+                        "max_eta_trace_over_2": max(c["eta_trace_over_2"] for c in group)}
+        summary["other_seeds"][str(seed)] = entry
     os.makedirs(FIGURES, exist_ok=True)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for name, entry in summary["groups"].items():
