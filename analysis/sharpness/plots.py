@@ -29,15 +29,9 @@ def plot_report(report, folder: str) -> list[str]:
                     label=f"{int(round(100 * report.trace.confidence))} % interval")
     if report.exact is not None:
         ax.axhline(report.exact.trace, color="k", ls="--", lw=1, label="exact trace")
-    ax.set_xlabel("probes")
-    ax.set_ylabel("tr(H)")
-    ax.set_title(f"trace of the Hessian: {os.path.basename(str(report.model).rstrip('/'))}", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(folder, "trace.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    files.append(path)
+    files.append(_finish(plt, fig, ax, "probes", "tr(H)",
+                         f"trace of the Hessian: {os.path.basename(str(report.model).rstrip('/'))}",
+                         os.path.join(folder, "trace.png")))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     top = report.top.eigenvalues
@@ -47,15 +41,19 @@ def plot_report(report, folder: str) -> list[str]:
     ax.plot(np.arange(1, len(top) + 1), top, "o", mfc="none", color="C3",
             label=f"Lanczos top {len(top)} ({report.top.iterations} steps)")
     ax.set_xscale("log")
-    ax.set_xlabel("rank")
-    ax.set_ylabel("eigenvalue")
     if report.exact is not None and min(report.exact.eigenvalues) < 0 < max(report.exact.eigenvalues):
         ax.set_yscale("symlog", linthresh=max(1e-6, abs(top[0]) * 1e-4) if math.isfinite(top[0]) else 1e-6)
-    ax.set_title("Hessian eigenvalues", fontsize=9)
+    files.append(_finish(plt, fig, ax, "rank", "eigenvalue", "Hessian eigenvalues",
+                         os.path.join(folder, "eigenvalues.png")))
+    return files
+
+
+def _finish(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str) -> str:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(folder, "eigenvalues.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    files.append(path)
-    return files
+    return path
