@@ -63,6 +63,40 @@ def xor_cluster(
     return DatasetDict({"train": train, "test": sample(n_test, 0.0)})
 
 
+@register_dataset("sparse_regression")
+def sparse_regression(
+    dim: int = 100,
+    n_train: int = 40,
+    n_test: int = 1000,
+    sparsity: int = 5,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> DatasetDict:
+    """Sparse linear regression (the diagonal-linear-network experiments): x ~ N(0, I_dim),
+    y = ⟨β*, x⟩ + noise·ε with β* having `sparsity` nonzero entries ±1/√sparsity (‖β*‖₂ = 1) at
+    random coordinates. Test targets are noiseless. With n_train < dim an interpolating (zero
+    training loss) solution exists. Columns: input_features, labels (float32).
+    """
+    _check(isinstance(dim, int) and dim >= 1, f"dim must be a positive integer, got {dim!r}")
+    _check(isinstance(n_train, int) and n_train >= 1, f"n_train must be a positive integer, got {n_train!r}")
+    _check(isinstance(n_test, int) and n_test >= 1, f"n_test must be a positive integer, got {n_test!r}")
+    _check(isinstance(sparsity, int) and 1 <= sparsity <= dim, f"sparsity must be an integer in [1, dim], got {sparsity!r}")
+    _check(noise >= 0, f"noise must be >= 0, got {noise!r}")
+    rng = np.random.default_rng(seed)
+    beta = np.zeros(dim)
+    support = rng.choice(dim, size=sparsity, replace=False)
+    beta[support] = rng.choice([-1.0, 1.0], size=sparsity) / np.sqrt(sparsity)
+    features = Features({"input_features": Sequence(Value("float32"), length=dim), "labels": Value("float32")})
+
+    def sample(n: int, eps: float) -> Dataset:
+        x = rng.standard_normal((n, dim))
+        y = x @ beta + eps * rng.standard_normal(n)
+        return Dataset.from_dict({"input_features": x.astype(np.float32), "labels": y.astype(np.float32)},
+                                 features=features)
+
+    return DatasetDict({"train": sample(n_train, noise), "test": sample(n_test, 0.0)})
+
+
 OPERATIONS = {
     "add": lambda a, b, m: (a + b) % m,
     "sub": lambda a, b, m: (a - b) % m,
