@@ -47,7 +47,7 @@ def test_both_layouts_match_manual_forward(stem_stride):
     wide = z0 + sum(branch(z0, b) for b in backbone.branches)
     head = sequential.classifier
     for model, stream in ((sequential, z), (parallel, wide)):
-        manual = stream.mean((2, 3)) @ head.weight.t() + head.bias
+        manual = stream.flatten(1) @ head.weight.t() + head.bias
         torch.testing.assert_close(model(pixel_values=x).logits, manual, rtol=1e-5, atol=1e-6)
     hidden = sequential(pixel_values=x, output_hidden_states=True).hidden_states
     assert len(hidden) == 2 + 3 and len(parallel(pixel_values=x, output_hidden_states=True).hidden_states) == 3

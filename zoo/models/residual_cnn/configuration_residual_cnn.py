@@ -13,7 +13,7 @@ class ResidualCNNConfig(PretrainedConfig):
         residual stage of `depth` branches F_i(z) = ReLU(Conv_i z), each Conv_i k×k, filters → filters:
             layout "sequential": z ← z + F_i(z) for i = 1..depth      (the deep net Π(I + F_i))
             layout "parallel":   z ← z + Σ_i F_i(z)                    (one wide layer I + Σ F_i)
-        global average pooling → Linear classifier
+        flatten → Linear classifier
 
     The two layouts have the same parameters under the same names, so a checkpoint of one loads
     into the other (that is how the truncation of the expansion is measured); with depth 1 they

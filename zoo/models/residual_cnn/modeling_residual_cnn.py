@@ -57,8 +57,8 @@ class ResidualCNNPreTrainedModel(PreTrainedModel):
 class ResidualCNNModel(ResidualCNNPreTrainedModel):
     """Stem and residual stage: pixels → the residual stream's final map (no classifier).
 
-    `last_hidden_state` is the (batch, filters, side, side) map, `pooler_output` its global
-    average (what the head reads). hidden_states = (pixels, the stem's output, the stream after
+    `last_hidden_state` is the (batch, filters, side, side) map, `pooler_output` its flattening
+    (what the head reads). hidden_states = (pixels, the stem's output, the stream after
     each branch) in the sequential layout, (pixels, the stem's output, the stream after the
     summed branches) in the parallel one.
     """
@@ -91,19 +91,20 @@ class ResidualCNNModel(ResidualCNNPreTrainedModel):
                 z = z + branch(z)
                 hidden_states.append(z)
         out = BaseModelOutputWithPoolingAndNoAttention(
-            last_hidden_state=z, pooler_output=z.mean((2, 3)),
+            last_hidden_state=z, pooler_output=z.flatten(1),
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
         )
         return out.to_tuple() if return_tuple(self.config, return_dict) else out
 
 
 class ResidualCNNForImageClassification(ResidualCNNPreTrainedModel):
-    """`ResidualCNNModel` + global average pooling → Linear classifier."""
+    """`ResidualCNNModel` + flatten → Linear classifier."""
 
     def __init__(self, config: ResidualCNNConfig):
         super().__init__(config)
         self.backbone = ResidualCNNModel(config, init_by_head=True)
-        self.classifier = nn.Linear(config.filters, config.num_labels)
+        side = (config.image_size - 1) // config.stem_stride + 1  # odd kernel, padding k // 2
+        self.classifier = nn.Linear(config.filters * side * side, config.num_labels)
         self.post_init()
         self.backbone._init_by_head = False
 
