@@ -191,19 +191,19 @@ def plot(cells, rows) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    settings = sorted({r["setting"] for r in rows})
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.5 * len(settings), 3.6), squeeze=False)
-    for ax, setting in zip(axes[0], settings):
+    panels = sorted({(r["setting"], r["epochs"]) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for ax, (setting, epochs) in zip(axes[0], panels):
         for i, variant in enumerate(VARIANTS):
-            accs = [c["test_accuracy"] for c in cells if c["setting"] == setting and c["variant"] == variant]
+            accs = [c["test_accuracy"] for c in cells if (c["setting"], c["epochs"], c["variant"]) == (setting, epochs, variant)]
             ax.scatter([i + (j % 5 - 2) * 0.04 for j in range(len(accs))], accs, s=14, alpha=0.7)
-            row = next((r for r in rows if r["setting"] == setting and r["variant"] == variant), None)
+            row = next((r for r in rows if (r["setting"], r["epochs"], r["variant"]) == (setting, epochs, variant)), None)
             if row:
                 ax.text(i, 0.05, f"collapse {row['collapsed']}/{row['runs']}", ha="center", fontsize=8)
         ax.axhline(COLLAPSE_ACCURACY, color="grey", lw=0.8, ls="--")
         ax.set_xticks(range(len(VARIANTS)), VARIANTS)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{setting} ({SETTINGS[setting]['lr']:g})")
+        ax.set_title(f"{setting} (lr {SETTINGS[setting]['lr']:g}), {epochs} epochs")
         ax.set_ylabel("test accuracy")
     fig.suptitle("Fashion-MNIST MLP: linear (same #params) vs quadratic plain vs ReLinear", fontsize=9)
     fig.tight_layout()
