@@ -40,7 +40,8 @@ def grid(args) -> list[tuple]:
     cells += [("conventional", s, h, d, "learned") for s, h, d in itertools.product(args.cv_streams, args.cv_hidden, args.depths)]
     if args.learned_lift:
         cells += [("hourglass", s, h, d, "learned") for s, h, d in itertools.product(args.hg_streams, args.hg_hidden, args.depths)]
-    return cells
+    # the config refuses a bottleneck as wide as the stream (and a conventional hidden layer as narrow)
+    return [c for c in cells if (c[2] < c[1]) == (c[0] == "hourglass")]
 
 
 def load_data(args):
