@@ -88,7 +88,7 @@ def train_cell(variant: str, setting: str, seed: int, args, data) -> dict:
     model = zoo.create_model("mlp", num_labels=10, **config)
     s = SETTINGS[setting]
     if variant == "relinear":
-        params = relinear_parameter_groups(model, s["lr"], QUADRATIC_LR_SCALE)
+        params = relinear_parameter_groups(model, s["lr"], args.quadratic_lr_scale)
     else:
         params = [{"params": list(model.parameters()), "lr": s["lr"]}]
     if s["optimizer"] == "sgd":
@@ -125,6 +125,7 @@ def train_cell(variant: str, setting: str, seed: int, args, data) -> dict:
     tail = losses[-20:]
     return {
         "variant": variant, "setting": setting, "seed": seed, "optimizer": s, "config": config,
+        "quadratic_lr_scale": args.quadratic_lr_scale if variant == "relinear" else None,
         "parameters": sum(p.numel() for p in model.parameters()),
         "epochs": args.epochs, "batch_size": args.batch_size, "train_size": len(x_train), "test_size": len(x_test),
         "steps": step, "non_finite_step": non_finite_step,
@@ -136,7 +137,8 @@ def train_cell(variant: str, setting: str, seed: int, args, data) -> dict:
 
 
 def cell_path(variant: str, setting: str, seed: int, args) -> Path:
-    return RESULTS / f"{setting}_{variant}_w{args.width}_d{args.depth}_e{args.epochs}_n{args.train_size}_seed{seed}.json"
+    scale = f"_q{args.quadratic_lr_scale:g}" if variant == "relinear" and args.quadratic_lr_scale != QUADRATIC_LR_SCALE else ""
+    return RESULTS / f"{setting}_{variant}{scale}_w{args.width}_d{args.depth}_e{args.epochs}_n{args.train_size}_seed{seed}.json"
 
 
 def sweep(args) -> None:
@@ -161,7 +163,10 @@ def summarize() -> dict:
     cells = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*_seed*.json"))]
     groups: dict[tuple, list] = {}
     for c in cells:
-        key = (c["setting"], c["variant"], c["config"]["hidden_sizes"][0], len(c["config"]["hidden_sizes"]), c["epochs"], c["train_size"])
+        variant = c["variant"]
+        if c.get("quadratic_lr_scale") not in (None, QUADRATIC_LR_SCALE):
+            variant = f"relinear_q{c['quadratic_lr_scale']:g}"  # the default scale keeps the plain name
+        key = (c["setting"], variant, c["config"]["hidden_sizes"][0], len(c["config"]["hidden_sizes"]), c["epochs"], c["train_size"])
         groups.setdefault(key, []).append(c)
     rows = []
     for (setting, variant, width, depth, epochs, n), runs in sorted(groups.items()):
@@ -223,6 +228,8 @@ def main(argv=None) -> int:
     parser.add_argument("--depth", type=int, default=3, help="hidden layers")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--quadratic-lr-scale", type=float, default=QUADRATIC_LR_SCALE,
+                        help="ReLinear's learning-rate factor for the quadratic terms (cells of other values are kept apart)")
     parser.add_argument("--summarize", action="store_true", help="aggregate the finished cells and plot")
     args = parser.parse_args(argv)
     if args.summarize:
