@@ -36,6 +36,7 @@ _BUILTIN_MODULES = {
     "imp": "zoo.training.pruning",
     "n2n": "zoo.training.n2n",
     "noprop": "zoo.training.noprop",
+    "relinear": "zoo.training.relinear",
     "static-sparse": "zoo.training.sparse",
 }
 _TRAINERS: dict[str, type] = {}

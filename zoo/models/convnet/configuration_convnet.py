@@ -1,7 +1,8 @@
 """Configuration of the small CNN image classifier."""
 from transformers import PretrainedConfig
 
-from .zoo_common import fraction, label_kwargs, positive_int, positive_int_list
+from .quadratic_neurons import NEURON_KINDS, QUADRATIC_INITS
+from .zoo_common import fraction, label_kwargs, one_of, positive_int, positive_int_list
 
 
 class ConvNetConfig(PretrainedConfig):
@@ -16,6 +17,13 @@ class ConvNetConfig(PretrainedConfig):
         batch_norm (`bool`): whether each block has a BatchNorm after the convolution.
         hidden_size (`int`): width of the fully connected layer before the classifier.
         dropout (`float`): dropout before the classifier.
+        neuron (`str`): "linear" (conventional convolutions) or "quadratic": every convolution and
+            the fully connected layer compute (W_r x + b_r) * (W_g x + b_g) + W_b (x * x) + c
+            (Fan et al.), each term a convolution (a linear map) of the same shape; the classifier
+            stays linear. A quadratic layer has three times the weights of the linear one.
+        quadratic_init (`str`): initialisation of the quadratic terms: "relinear" (W_g = 0, b_g = 1,
+            W_b = 0, c = 0: the net starts as the linear net of the same seed) or "random" (each
+            term drawn like the linear weights: plain training). Ignored for linear neurons.
         num_labels (`int`): number of classes (at least 2; a regressor sets problem_type="regression").
     """
 
@@ -30,6 +38,8 @@ class ConvNetConfig(PretrainedConfig):
         batch_norm: bool = False,
         hidden_size: int = 128,
         dropout: float = 0.0,
+        neuron: str = "linear",
+        quadratic_init: str = "relinear",
         num_labels: int | None = None,
         **kwargs,
     ):
@@ -49,4 +59,6 @@ class ConvNetConfig(PretrainedConfig):
         self.batch_norm = bool(batch_norm)
         self.hidden_size = hidden_size
         self.dropout = fraction("dropout", dropout)
+        self.neuron = one_of("neuron", neuron, NEURON_KINDS)
+        self.quadratic_init = one_of("quadratic_init", quadratic_init, QUADRATIC_INITS)
         super().__init__(**kwargs)

@@ -14,15 +14,16 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_convnet import ConvNetConfig
+from .quadratic_neurons import QuadraticConv2d, QuadraticLinear, conv_layer, init_quadratic_terms, linear_layer
 from .zoo_common import classification_loss, init, return_tuple
 
 
 class ConvBlock(nn.Module):
     """Conv → (BatchNorm) → ReLU → MaxPool. `act` outputs the block's units (one per channel)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, batch_norm: bool):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, batch_norm: bool, neuron: str = "linear"):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.conv = conv_layer(neuron, in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
         self.act = nn.ReLU()
         self.pool = nn.MaxPool2d(2)
@@ -43,6 +44,8 @@ class ConvNetPreTrainedModel(PreTrainedModel):
             init.kaiming_uniform_(module.weight, a=5**0.5)
             fan_in = module.weight[0].numel()
             init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5)
+            if isinstance(module, (QuadraticLinear, QuadraticConv2d)):
+                init_quadratic_terms(module, self.config.quadratic_init)
         elif isinstance(module, nn.BatchNorm2d):
             init.ones_(module.weight)
             init.zeros_(module.bias)
@@ -71,7 +74,7 @@ class ConvNetModel(ConvNetPreTrainedModel):
         self._init_by_head = init_by_head
         in_channels = [config.num_channels, *config.channels[:-1]]
         for i, (c_in, c_out) in enumerate(zip(in_channels, config.channels)):
-            self.add_module(str(i), ConvBlock(c_in, c_out, config.kernel_size, config.batch_norm))
+            self.add_module(str(i), ConvBlock(c_in, c_out, config.kernel_size, config.batch_norm, config.neuron))
         self.post_init()
 
     def __len__(self):
@@ -107,7 +110,7 @@ class ConvNetForImageClassification(ConvNetPreTrainedModel):
         super().__init__(config)
         self.blocks = ConvNetModel(config, init_by_head=True)
         side = config.image_size // 2 ** len(config.channels)
-        self.fc = nn.Linear(config.channels[-1] * side * side, config.hidden_size)
+        self.fc = linear_layer(config.neuron, config.channels[-1] * side * side, config.hidden_size)
         self.fc_act = nn.ReLU()
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)

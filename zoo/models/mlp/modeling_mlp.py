@@ -10,15 +10,19 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, ImageClassifierOutputWithNoAttention
 
 from .configuration_mlp import MLPConfig
+from .quadratic_neurons import QuadraticLinear, init_quadratic_terms, linear_layer
 from .zoo_common import classification_loss, init, return_tuple
 
 
 class MLPBlock(nn.Module):
-    """Linear → activation → dropout. The activation module's output is the layer's units."""
+    """Linear → activation → dropout. The activation module's output is the layer's units.
 
-    def __init__(self, in_features: int, out_features: int, activation: str, dropout: float):
+    With neuron="quadratic" `linear` is a QuadraticLinear (its W_r, b_r keep the names weight, bias).
+    """
+
+    def __init__(self, in_features: int, out_features: int, activation: str, dropout: float, neuron: str = "linear"):
         super().__init__()
-        self.linear = nn.Linear(in_features, out_features)
+        self.linear = linear_layer(neuron, in_features, out_features)
         self.act = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}[activation]()
         self.dropout = nn.Dropout(dropout)
 
@@ -38,6 +42,8 @@ class MLPPreTrainedModel(PreTrainedModel):
             init.kaiming_uniform_(module.weight, a=5**0.5)
             bound = 1 / module.in_features**0.5
             init.uniform_(module.bias, -bound, bound)
+        if isinstance(module, QuadraticLinear):
+            init_quadratic_terms(module, self.config.quadratic_init)
 
     def init_weights(self):
         # A backbone built by its head leaves its weights to the head's one init pass, so that a
@@ -62,7 +68,7 @@ class MLPModel(MLPPreTrainedModel):
         self._init_by_head = init_by_head
         widths = [config.num_channels * config.image_size**2, *config.hidden_sizes]
         for i in range(len(config.hidden_sizes)):
-            self.add_module(str(i), MLPBlock(widths[i], widths[i + 1], config.activation, config.dropout))
+            self.add_module(str(i), MLPBlock(widths[i], widths[i + 1], config.activation, config.dropout, config.neuron))
         self.post_init()
 
     def __len__(self):
