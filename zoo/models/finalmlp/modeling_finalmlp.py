@@ -57,6 +57,7 @@ class FeatureGate(nn.Module):
             in_features = width
         self.hidden = nn.Sequential(*layers)
         self.output = nn.Linear(in_features, out_features)
+        self.output.is_gate_output = True  # gate_init="identity" zeroes it (_init_weights)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         if self.context_fields:
@@ -96,9 +97,9 @@ class FinalMLPPreTrainedModel(PreTrainedModel):
         elif isinstance(module, FeatureGate):
             if module.context_bias is not None:
                 init.zeros_(module.context_bias)
-            if self.config.gate_init == "identity":
-                init.zeros_(module.output.weight)
-                init.zeros_(module.output.bias)
+        elif getattr(module, "is_gate_output", False) and self.config.gate_init == "identity":
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
         elif isinstance(module, BilinearFusion):
             init.xavier_normal_(module.bilinear.view(-1, module.bilinear.shape[-1]))
         elif isinstance(module, nn.Linear):
