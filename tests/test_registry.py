@@ -169,22 +169,12 @@ def test_auto_classes_dispatch(name):
     assert auto_class_for(config) is getattr(transformers, arch.task_auto_class)
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
-def test_remote_code_loads_without_zoo(name, tmp_path, hf_env):
-    """The exported repo loads with trust_remote_code where zoo cannot be imported: AutoModel
-    gives the backbone, the task Auto class the whole model, and transformers.initialization is
-    not needed (transformers 4.x has none)."""
-    arch = zoo.get_architecture(name)
-    model, repo, _ = export_tiny(name, tmp_path)
-    config = json.loads((repo / "config.json").read_text())
-    assert config["auto_map"] == arch.auto_map
-    assert config["min_transformers_version"] == arch.min_transformers_version
-    assert f"transformers>={arch.min_transformers_version}" in arch.requirement_note
-    assert sorted(p.name for p in repo.glob("*.py")) == sorted(p.name for p in arch.code_files)
-    x = main_input(model)
-    torch.save({"x": x}, tmp_path / "x.pt")
-    code = f"""
-import json, sys, torch, transformers
+# The loads run in fresh interpreters where zoo cannot be imported. One interpreter per variant
+# loads every architecture's repo (an interpreter start with torch and transformers costs
+# seconds; one per architecture and variant would grow CI time with the zoo); each architecture's
+# result, or its traceback, is then checked by its own parametrised test.
+REMOTE_LOAD_CODE = """
+import json, sys, traceback, torch, transformers
 if sys.argv[-1] == "no-init":  # as on transformers 4.x: `from transformers import initialization` fails
     import transformers.modeling_utils, transformers.modeling_outputs  # (transformers' own code needs it first)
     sys.modules["transformers.initialization"] = None
@@ -194,20 +184,63 @@ if sys.argv[-1] == "no-init":  # as on transformers 4.x: `from transformers impo
         raise SystemExit("could not hide transformers.initialization")
     except ImportError:
         pass
-repo = r"{repo}"
-base = transformers.AutoModel.from_pretrained(repo, trust_remote_code=True).eval()
-head = transformers.{arch.task_auto_class}.from_pretrained(repo, trust_remote_code=True).eval()
-assert type(head).__module__.startswith("transformers_modules"), type(head).__module__
-x = torch.load(r"{tmp_path / 'x.pt'}", weights_only=True)["x"]
-print(json.dumps({{"base": type(base).__name__, "head": type(head).__name__,
-                  "logits": head(**{{head.main_input_name: x}}).logits.tolist(),
-                  "tuple": type(head(**{{head.main_input_name: x}}, return_dict=False)).__name__}}))
+results = {}
+for name, job in json.loads(open(sys.argv[-2]).read()).items():
+    try:
+        base = transformers.AutoModel.from_pretrained(job["repo"], trust_remote_code=True).eval()
+        head = getattr(transformers, job["task_auto_class"]).from_pretrained(job["repo"], trust_remote_code=True).eval()
+        assert type(head).__module__.startswith("transformers_modules"), type(head).__module__
+        x = torch.load(job["x"], weights_only=True)["x"]
+        results[name] = {"base": type(base).__name__, "head": type(head).__name__,
+                         "logits": head(**{head.main_input_name: x}).logits.tolist(),
+                         "tuple": type(head(**{head.main_input_name: x}, return_dict=False)).__name__}
+    except BaseException:
+        results[name] = {"error": traceback.format_exc()[-3000:]}
+print(json.dumps(results))
 """
+
+
+@pytest.fixture(scope="module")
+def remote_loads(tmp_path_factory):
+    """{variant: {name: what a zoo-less interpreter loaded from the exported repo}}, and the
+    tiny models and repos they were exported from."""
+    root = tmp_path_factory.mktemp("remote")
+    env = {**os.environ, "HF_HUB_CACHE": str(root / "hf-cache"), "HF_MODULES_CACHE": str(root / "hf-modules"),
+           "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    exported, jobs = {}, {}
+    for name in ARCHITECTURES:
+        model, repo, _ = export_tiny(name, root / name)
+        x = main_input(model)
+        torch.save({"x": x}, root / f"{name}-x.pt")
+        exported[name] = (model, repo, x)
+        jobs[name] = {"repo": str(repo), "x": str(root / f"{name}-x.pt"),
+                      "task_auto_class": zoo.get_architecture(name).task_auto_class}
+    (root / "jobs.json").write_text(json.dumps(jobs))
+    loads = {}
     for variant in ("plain", "no-init"):
-        proc = run([sys.executable, "-c", "import sys; sys.modules['zoo'] = None; sys.modules['analysis'] = None\n" + code,
-                    variant], env=hf_env)
+        proc = run([sys.executable, "-c", "import sys; sys.modules['zoo'] = None; sys.modules['analysis'] = None\n"
+                    + REMOTE_LOAD_CODE, str(root / "jobs.json"), variant], env=env, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        loads[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return loads, exported
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_remote_code_loads_without_zoo(name, remote_loads):
+    """The exported repo loads with trust_remote_code where zoo cannot be imported: AutoModel
+    gives the backbone, the task Auto class the whole model, and transformers.initialization is
+    not needed (transformers 4.x has none)."""
+    loads, exported = remote_loads
+    arch = zoo.get_architecture(name)
+    model, repo, x = exported[name]
+    config = json.loads((repo / "config.json").read_text())
+    assert config["auto_map"] == arch.auto_map
+    assert config["min_transformers_version"] == arch.min_transformers_version
+    assert f"transformers>={arch.min_transformers_version}" in arch.requirement_note
+    assert sorted(p.name for p in repo.glob("*.py")) == sorted(p.name for p in arch.code_files)
+    for variant in ("plain", "no-init"):
+        got = loads[variant][name]
+        assert "error" not in got, f"{variant}: {got.get('error')}"
         assert got["base"] == arch.base_model_class.__name__ and got["head"] == arch.model_class.__name__
         assert got["tuple"] == "tuple"
         torch.testing.assert_close(torch.tensor(got["logits"]), model(**{model.main_input_name: x}).logits,
@@ -631,37 +664,63 @@ def old_transformers_venv(tmp_path_factory):
     return python
 
 
+OLD_LOAD_CODE = """
+import json, sys, traceback, torch, transformers
+results = {"version": transformers.__version__}
+for name, job in json.loads(open(sys.argv[-1]).read()).items():
+    try:
+        base = transformers.AutoModel.from_pretrained(job["repo"], trust_remote_code=True).eval()
+        head = getattr(transformers, job["task_auto_class"]).from_pretrained(job["repo"], trust_remote_code=True).eval()
+        x = torch.load(job["x"], weights_only=True)["x"]
+        out = {"base": type(base).__name__, "logits": head(**{head.main_input_name: x}).logits.tolist()}
+        if job["image"]:
+            from transformers import pipeline
+            # transformers 4.x loads an image processor only for its own model types: name it
+            out["pipeline"] = pipeline(job["task"], model=job["repo"], image_processor=job["repo"],
+                                       trust_remote_code=True)(job["image"])
+        results[name] = out
+    except BaseException:
+        results[name] = {"error": traceback.format_exc()[-3000:]}
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def old_transformers_loads(tmp_path_factory, old_transformers_venv):
+    """What the oldest supported transformers loads from each architecture's exported repo (one
+    interpreter for all), with the tiny models and repos."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("old-loads")
+    Image.new("RGB", (20, 30), (200, 10, 90)).save(root / "p.png")
+    exported, jobs = {}, {}
+    for name in ARCHITECTURES:
+        arch = zoo.get_architecture(name)
+        model, repo, _ = export_tiny(name, root / name)
+        x = main_input(model)
+        torch.save({"x": x}, root / f"{name}-x.pt")
+        exported[name] = (model, repo, x)
+        jobs[name] = {"repo": str(repo), "x": str(root / f"{name}-x.pt"), "task_auto_class": arch.task_auto_class,
+                      "task": arch.task, "image": str(root / "p.png") if arch.image_processor_class else None}
+    (root / "jobs.json").write_text(json.dumps(jobs))
+    env = {"PATH": os.environ["PATH"], "HOME": str(root), "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(root / "modules")}
+    proc = subprocess.run([str(old_transformers_venv), "-c", OLD_LOAD_CODE, str(root / "jobs.json")], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), exported
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ARCHITECTURES)
-def test_published_repo_loads_on_the_oldest_transformers(name, tmp_path, old_transformers_venv):
+def test_published_repo_loads_on_the_oldest_transformers(name, old_transformers_loads):
+    loads, exported = old_transformers_loads
     arch = zoo.get_architecture(name)
-    model, repo, _ = export_tiny(name, tmp_path)
+    model, repo, x = exported[name]
     min_version = json.loads((repo / "config.json").read_text())["min_transformers_version"]
-    x = main_input(model)
-    torch.save({"x": x}, tmp_path / "x.pt")
-    code = f"""
-import json, torch, transformers
-repo = r"{repo}"
-base = transformers.AutoModel.from_pretrained(repo, trust_remote_code=True).eval()
-head = transformers.{arch.task_auto_class}.from_pretrained(repo, trust_remote_code=True).eval()
-x = torch.load(r"{tmp_path / 'x.pt'}", weights_only=True)["x"]
-out = {{"version": transformers.__version__, "base": type(base).__name__,
-       "logits": head(**{{head.main_input_name: x}}).logits.tolist()}}
-if {bool(arch.image_processor_class)!r}:
-    from PIL import Image
-    from transformers import pipeline
-    Image.new("RGB", (20, 30), (200, 10, 90)).save(r"{tmp_path / 'p.png'}")
-    # transformers 4.x loads an image processor only for its own model types: name it
-    out["pipeline"] = pipeline("{arch.task}", model=repo, image_processor=repo, trust_remote_code=True)(r"{tmp_path / 'p.png'}")
-print(json.dumps(out))
-"""
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
-           "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    proc = subprocess.run([str(old_transformers_venv), "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got["version"].startswith(OLDEST_TRANSFORMERS.rstrip("*"))
-    assert tuple(map(int, got["version"].split(".")[:2])) >= tuple(map(int, min_version.split(".")[:2]))
+    assert loads["version"].startswith(OLDEST_TRANSFORMERS.rstrip("*"))
+    assert tuple(map(int, loads["version"].split(".")[:2])) >= tuple(map(int, min_version.split(".")[:2]))
+    got = loads[name]
+    assert "error" not in got, got.get("error")
     assert got["base"] == arch.base_model_class.__name__
     torch.testing.assert_close(torch.tensor(got["logits"]), model(**{model.main_input_name: x}).logits, rtol=1e-5, atol=1e-6)
     if arch.image_processor_class:

@@ -136,14 +136,23 @@ XOR_DATA = ["architecture=two_layer_mlp", "data={name: xor_cluster, dim: 4, n_tr
      "invalid two_layer_mlp config: num_labels must be at least 2 for a classifier, got 1; for a regressor set problem_type='regression'"),
     (XOR_DATA + ["config={input_dim: 7, hidden_dim: 8}"], {}, "the two_layer_mlp config does not fit data set 'xor_cluster'"),
 ])
-def test_bad_input_exits_cleanly_and_writes_nothing(tiny_recipe, tmp_path, hf_env, overrides, env, message):
-    env = {**hf_env, **{k: str(tmp_path / "empty") if v == "EMPTY" else v for k, v in env.items()}}
+def test_bad_input_exits_cleanly_and_writes_nothing(tiny_recipe, tmp_path, hf_env, overrides, env, message,
+                                                     monkeypatch, capsys):
+    """train.py's main, in this process (test_missing_recipe_file runs the script itself): every
+    mistake is a one-line message and exit code 2, with nothing written. A traceback would
+    surface here as the exception itself."""
+    from zoo.training import main
+
     (tmp_path / "empty").mkdir()
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(tmp_path / "empty") if value == "EMPTY" else value)
     out = tmp_path / "out"
-    proc = run([*TRAIN, str(tiny_recipe()), f"output_dir={out}", *overrides], env=env)
-    assert proc.returncode != 0
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+    try:
+        code = main([str(tiny_recipe()), f"output_dir={out}", *overrides])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    assert code == 2
+    assert message in capsys.readouterr().err
     assert not out.exists()
 
 
