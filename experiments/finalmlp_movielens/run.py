@@ -6,7 +6,7 @@ already there are skipped, so the sweep extends across sessions. Each cell train
 protocol: early stopping on validation AUC). `--aggregate` writes summary.json (mean ± std per
 model) and a figure under docs/figures/finalmlp_movielens/.
 
-    python experiments/finalmlp_movielens/run.py --seeds 0 1 2 3 4 --epochs 8
+    python experiments/finalmlp_movielens/run.py --seeds 0 1 2 3 4 --epochs 6
     python experiments/finalmlp_movielens/run.py --aggregate
 """
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--width", type=int, default=128, help="stream 1 width (3 layers); stream 2 and gates: 2× / 1×")
