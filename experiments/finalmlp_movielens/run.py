@@ -94,6 +94,8 @@ def aggregate() -> dict:
                          "test_auc_mean": float(auc.mean()), "test_auc_std": float(auc.std(ddof=1)) if len(mine) > 1 else 0.0,
                          "test_logloss_mean": float(ll.mean()), "test_logloss_std": float(ll.std(ddof=1)) if len(mine) > 1 else 0.0,
                          "parameters": mine[0]["parameters"],
+                         "best_epochs": [c["best_epoch"] for c in sorted(mine, key=lambda c: c["seed"])],
+                         "epochs": mine[0]["epochs"],
                          "train_examples_per_second_mean": float(np.mean([c["train_examples_per_second"] for c in mine]))}
     if "finalmlp" in summary:
         for base in ("mlp", "dualmlp"):
