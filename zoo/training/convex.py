@@ -87,7 +87,7 @@ class ConvexTrainer:
         "max_iter": 5000,
         "tol": 1e-6,  # ADMM: relative primal/dual residuals
         "gap_tol": 1e-4,  # relative duality gap
-        "rho": None,  # ADMM penalty; None = 1/n, adapted by residual balancing
+        "rho": None,  # ADMM penalty; None = 10/n, adapted by residual balancing
         "polish_iter": 500,  # solver gated: ADMM iterations after the conversion (0: conversion only)
         "net_steps": 2000,  # patterns net: full-batch Adam steps of the net whose patterns are used
         "net_lr": 1e-2,

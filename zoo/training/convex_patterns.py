@@ -88,7 +88,7 @@ def train_relu_net(X: np.ndarray, y: np.ndarray, width: int, beta: float, steps:
         loss.backward()
         optimizer.step()
         if step % 100 == 0:
-            curve.append(float(loss))
+            curve.append(float(loss.detach()))
     with torch.no_grad():
         curve.append(float(objective()))
     return U.detach().numpy(), alpha.detach().numpy(), curve
