@@ -131,12 +131,78 @@ class ConvexTrainer:
         self.X_eval = np.concatenate([Xe, np.ones((len(Xe), 1))], 1) if self.bias else Xe
         self.y_eval = run.eval_set.columns["labels"].numpy()
 
-    # -- one scalar program
-    def gates(self, rng, y, width: int):
-        o, X = self.o, self.X
+    # -- the run
+    def train(self, run) -> TrainOutcome:
+        self.o = run.options
+        model = run.unwrapped_model
+        config = model.config
+        rng = np.random.default_rng(run.settings["seed"])
+        blocks, reports = [], []
+        for k, y in enumerate(self.ys):
+            def log(it, V, W, row, k=k):  # test accuracy of the net at this iteration (the paper's early-accuracy claim)
+                if len(self.ys) == 1 and not self.regression:
+                    f = relu_predict(self.X_eval, *recover_neurons(V, W))
+                    row["eval_accuracy"] = float(((f > 0).astype(int) == self.y_eval).mean())
+            solution, info = PatternSolver(self.X, self.o).solve(rng, y, config.hidden_dim, callback=log)
+            U, alpha = recover_neurons(solution.V, solution.W)
+            blocks.append((U, alpha))
+            reports.append({**info, "objective": solution.objective, "lower_bound": solution.lower_bound,
+                            "relative_gap": solution.relative_gap, "iterations": solution.iterations,
+                            "converged": solution.converged, "seconds": solution.seconds, "neurons": len(alpha),
+                            "history": solution.history[:: max(1, len(solution.history) // 200)]})
+        new_model = self.build(model, blocks)
+        run.total_steps = run.state["step"] = int(sum(r["iterations"] for r in reports))
+        run.state["train_time_s"] = float(sum(r["seconds"] for r in reports))
+        objective = float(sum(r["objective"] for r in reports))
+        return TrainOutcome(model=new_model, final={"convex_objective": objective},
+                            metrics={"convex": {"beta": self.beta, "solver": self.o["solver"], "programs": reports}})
+
+    def build(self, model, blocks):
+        """The two_layer_mlp holding the recovered neurons (hidden_dim = their number, ≥ 1)."""
+        config = copy.deepcopy(model.config)
+        width = max(1, sum(len(a) for _, a in blocks))
+        config.hidden_dim = width
+        d_in = config.input_dim
+        W1 = np.zeros((width, d_in))
+        b1 = np.zeros(width)
+        W2 = np.zeros((config.num_labels, width))
+        start = 0
+        for k, (U, alpha) in enumerate(blocks):
+            rows = slice(start, start + len(alpha))
+            W1[rows] = U[:, :d_in]
+            if self.bias:
+                b1[rows] = U[:, d_in]
+            if self.regression:
+                W2[0, rows] = alpha
+            elif config.num_labels == 2:
+                W2[0, rows], W2[1, rows] = -alpha / 2, alpha / 2
+            else:
+                W2[k, rows] = alpha
+            start += len(alpha)
+        new = type(model)(config)
+        with torch.no_grad():
+            new.hidden.weight.copy_(torch.as_tensor(W1, dtype=new.hidden.weight.dtype))
+            if new.hidden.bias is not None:
+                new.hidden.bias.copy_(torch.as_tensor(b1, dtype=new.hidden.bias.dtype))
+            new.output.weight.copy_(torch.as_tensor(W2, dtype=new.output.weight.dtype))
+        return new.to(model.device)
+
+
+class PatternSolver:
+    """One scalar program on inputs X (n × d, bias column included) with the trainer's options:
+    the patterns of `options["patterns"]`, solved by `options["solver"]`."""
+
+    def __init__(self, X: np.ndarray, options: dict):
+        self.X, self.options = X, {**ConvexTrainer.options, **options}
+        self.beta, self.P = float(self.options["beta"]), int(self.options["num_patterns"])
+
+    def gates(self, rng, y, width: int, net=None):
+        o, X = self.options, self.X
         source = o["patterns"]
         if source == "pairs":
             return pair_gates(rng, X, y, self.P), None
+        if source == "net" and net is not None:
+            return net[0], net
         if source == "net":
             U, alpha, curve = train_relu_net(X, y, width, self.beta, steps=o["net_steps"], lr=o["net_lr"],
                                              seed=int(rng.integers(2**31)))
@@ -144,9 +210,11 @@ class ConvexTrainer:
         count = self.P // 2 if source == "adaptive" else self.P
         return random_gates(rng, max(count, 1), X.shape[1]), None
 
-    def solve(self, rng, y, width: int, callback=None) -> tuple[ConvexSolution, dict]:
-        o, X, beta = self.o, self.X, self.beta
-        gates, net = self.gates(rng, y, width)
+    def solve(self, rng, y, width: int, callback=None, net=None) -> tuple[ConvexSolution, dict]:
+        """The solution and what to report; `net` = (U, alpha) of a trained net for the net source
+        (else one is trained here with Adam, `width` neurons)."""
+        o, X, beta = self.options, self.X, self.beta
+        gates, net = self.gates(rng, y, width, net)
         D, gates = patterns_from_gates(X, gates)
         if D.shape[1] == 0:
             raise UserError("no activation pattern is non-empty: the inputs are all zero")
@@ -195,7 +263,7 @@ class ConvexTrainer:
         return solution, info
 
     def grow(self, rng, y, D, gates, solution, kw):
-        o, X = self.o, self.X
+        o, X = self.options, self.X
         per_round = max(1, (self.P - D.shape[1]) // o["grow_rounds"])
         total_iterations, history = solution.iterations, list(solution.history)
         for _ in range(o["grow_rounds"]):
@@ -215,58 +283,3 @@ class ConvexTrainer:
         solution.iterations, solution.history = total_iterations, history
         return solution, D
 
-    # -- the run
-    def train(self, run) -> TrainOutcome:
-        self.o = run.options
-        model = run.unwrapped_model
-        config = model.config
-        rng = np.random.default_rng(run.settings["seed"])
-        blocks, reports = [], []
-        for k, y in enumerate(self.ys):
-            def log(it, V, W, row, k=k):  # test accuracy of the net at this iteration (the paper's early-accuracy claim)
-                if len(self.ys) == 1 and not self.regression:
-                    f = relu_predict(self.X_eval, *recover_neurons(V, W))
-                    row["eval_accuracy"] = float(((f > 0).astype(int) == self.y_eval).mean())
-            solution, info = self.solve(rng, y, config.hidden_dim, callback=log)
-            U, alpha = recover_neurons(solution.V, solution.W)
-            blocks.append((U, alpha))
-            reports.append({**info, "objective": solution.objective, "lower_bound": solution.lower_bound,
-                            "relative_gap": solution.relative_gap, "iterations": solution.iterations,
-                            "converged": solution.converged, "seconds": solution.seconds, "neurons": len(alpha),
-                            "history": solution.history[:: max(1, len(solution.history) // 200)]})
-        new_model = self.build(model, blocks)
-        run.total_steps = run.state["step"] = int(sum(r["iterations"] for r in reports))
-        run.state["train_time_s"] = float(sum(r["seconds"] for r in reports))
-        objective = float(sum(r["objective"] for r in reports))
-        return TrainOutcome(model=new_model, final={"convex_objective": objective},
-                            metrics={"convex": {"beta": self.beta, "solver": self.o["solver"], "programs": reports}})
-
-    def build(self, model, blocks):
-        """The two_layer_mlp holding the recovered neurons (hidden_dim = their number, ≥ 1)."""
-        config = copy.deepcopy(model.config)
-        width = max(1, sum(len(a) for _, a in blocks))
-        config.hidden_dim = width
-        d_in = config.input_dim
-        W1 = np.zeros((width, d_in))
-        b1 = np.zeros(width)
-        W2 = np.zeros((config.num_labels, width))
-        start = 0
-        for k, (U, alpha) in enumerate(blocks):
-            rows = slice(start, start + len(alpha))
-            W1[rows] = U[:, :d_in]
-            if self.bias:
-                b1[rows] = U[:, d_in]
-            if self.regression:
-                W2[0, rows] = alpha
-            elif config.num_labels == 2:
-                W2[0, rows], W2[1, rows] = -alpha / 2, alpha / 2
-            else:
-                W2[k, rows] = alpha
-            start += len(alpha)
-        new = type(model)(config)
-        with torch.no_grad():
-            new.hidden.weight.copy_(torch.as_tensor(W1, dtype=new.hidden.weight.dtype))
-            if new.hidden.bias is not None:
-                new.hidden.bias.copy_(torch.as_tensor(b1, dtype=new.hidden.bias.dtype))
-            new.output.weight.copy_(torch.as_tensor(W2, dtype=new.output.weight.dtype))
-        return new.to(model.device)
