@@ -153,3 +153,19 @@ def test_bad_data_are_one_line_errors():
         check_problem(X, np.zeros(4, dtype=int), False, 2)
     with pytest.raises(UserError, match="non-finite"):
         check_problem(X, np.array([0.0, np.inf, 1.0, 2.0]), True, 1)
+
+
+def test_gated_solver_converts_to_the_net_it_saves(tmp_path):
+    result = train_recipe(tmp_path, "training.trainer_options.solver=gated", "training.trainer_options.polish_iter=0")
+    program = json.loads((result.output_dir / "metrics.json").read_text())["convex"]["programs"][0]
+    # the conversion keeps the gated prediction: the saved ReLU net scores the converted objective;
+    # the gated program relaxes the ReLU one (w = v − w'), so its dual bound lies below any such net
+    assert saved_objective(result.output_dir, 1e-3) == pytest.approx(program["converted_objective"], rel=1e-5)
+    assert program["converted_objective"] >= program["gated_lower_bound"]
+
+
+def test_adaptive_patterns_grow_from_half_the_budget(tmp_path):
+    result = train_recipe(tmp_path, "training.trainer_options.patterns=adaptive", "training.trainer_options.max_iter=300")
+    program = json.loads((result.output_dir / "metrics.json").read_text())["convex"]["programs"][0]
+    assert 4 < program["grown_to"] <= 8  # started from P/2 = 4 random patterns, grew within P
+    assert saved_objective(result.output_dir, 1e-3) == pytest.approx(program["objective"], rel=1e-5)

@@ -5,6 +5,8 @@ on ±1 targets; every objective is the non-convex one of the net the method retu
 1/(2n)‖f(X) − y‖² + β/2 (‖W₁‖² + ‖w₂‖²). Cells (one JSON each under --out, skipped when present):
 
 - source-<random|pairs|adaptive>: the convex program over P sampled patterns by ADMM;
+- source-gated-random: the gated-ReLU program over the same random gates by FISTA, converted to
+  ReLU and polished by ADMM (--sources item gated:random);
 - adam-s<seed>: full-batch Adam at the width of the random source's solution;
 - net-s<seed>: the convex refinement over the patterns of adam-s<seed> (warm-started from it).
 
@@ -49,8 +51,9 @@ def write(path: Path, payload: dict):
 def convex_cell(args, X, y, Xt, lt, source, net=None, seed=0):
     from zoo.training.convex_solvers import recover_neurons
 
+    solver, _, source = source.rpartition(":")
     options = {"beta": args.beta, "patterns": source, "num_patterns": args.P, "max_iter": args.max_iter,
-               "gap_tol": 1e-4, "tol": 1e-6}
+               "gap_tol": 1e-4, "tol": 1e-6, "solver": solver or "admm"}
     start = time.process_time()
     solution, info = PatternSolver(X, options).solve(np.random.default_rng(seed), y, 0, net=net)
     U, alpha = recover_neurons(solution.V, solution.W)
@@ -69,7 +72,7 @@ def main(argv=None):
     p.add_argument("--P", type=int, default=100)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--max-iter", type=int, default=2000)
-    p.add_argument("--sources", default="random,pairs,adaptive")
+    p.add_argument("--sources", default="random,pairs,adaptive,gated:random")
     p.add_argument("--adam-seeds", type=int, default=5)
     p.add_argument("--adam-steps", type=int, default=3000)
     p.add_argument("--adam-lr", type=float, default=1e-2)
@@ -81,7 +84,7 @@ def main(argv=None):
         return summarise(out)
     X, y, Xt, lt = problem(args)
     for source in args.sources.split(","):
-        path = out / f"source-{source}.json"
+        path = out / f"source-{source.replace(':', '-')}.json"
         if not path.exists():
             write(path, {"args": vars(args), **convex_cell(args, X, y, Xt, lt, source)})
             print(path, json.loads(path.read_text())["objective"])
@@ -106,7 +109,8 @@ def main(argv=None):
 def summarise(out: Path):
     cells = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.name != "summary.json"}
     keep = ("objective", "lower_bound", "neurons", "num_patterns", "iterations", "converged", "cpu_s",
-            "train_accuracy", "test_accuracy", "net_objective", "kept_net", "grown_to", "width")
+            "train_accuracy", "test_accuracy", "net_objective", "kept_net", "grown_to", "width",
+            "gated_objective", "gated_lower_bound", "converted_objective")
     summary = {"cells": {k: {f: v[f] for f in keep if f in v} for k, v in cells.items()}}
     adam = [v["objective"] for k, v in cells.items() if k.startswith("adam-")]
     nets = [v["objective"] for k, v in cells.items() if k.startswith("net-")]
