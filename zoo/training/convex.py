@@ -25,8 +25,8 @@ import torch
 from ..errors import UserError
 from .base import TrainOutcome, register_trainer
 from .convex_patterns import most_violated, pair_gates, random_gates, train_relu_net
-from .convex_solvers import (ConvexSolution, ReluADMM, extend_warm, fista_gated, gated_to_relu, net_to_convex,
-                             patterns_from_gates, recover_neurons, relu_objective, relu_predict)
+from .convex_solvers import (ConvexSolution, ReluADMM, extend_warm, fista_gated, gated_by_sign, gated_to_relu,
+                             net_to_convex, patterns_from_gates, recover_neurons, relu_objective, relu_predict)
 
 PATTERN_SOURCES = ("random", "pairs", "net", "adaptive")
 SOLVERS = ("admm", "gated")
@@ -231,7 +231,8 @@ class PatternSolver:
                                       iterations=gated.iterations, converged=gated.converged, seconds=gated.seconds,
                                       history=gated.history), info
             kw["max_iter"] = o["polish_iter"]
-            solution = ReluADMM(X, y, D, gates, beta, rho=o["rho"]).solve(warm={"Z": np.concatenate([V, W])}, **kw)
+            Vs, Ws = gated_by_sign(X, D, gated.V)  # a better start than the exact split (see FINDINGS)
+            solution = ReluADMM(X, y, D, gates, beta, rho=o["rho"]).solve(warm={"Z": np.concatenate([Vs, Ws])}, **kw)
             solution.iterations += gated.iterations
             return solution, info
         warm = None

@@ -355,3 +355,13 @@ def gated_to_relu(X, D, gates, Wg) -> tuple[np.ndarray, np.ndarray]:
     V[split] = Wg[split] + t[split, None] * gates[split]
     W[split] = t[split, None] * gates[split]
     return V, W
+
+
+def gated_by_sign(X, D, Wg) -> tuple[np.ndarray, np.ndarray]:
+    """(V, W): each gated neuron w_i as v_i = w_i or as w_i' = −w_i, whichever cone it violates
+    on fewer points: not feasible, a warm start for ADMM on the ReLU program (the exact split of
+    `gated_to_relu` can cost far more norm than it keeps prediction)."""
+    S = 2.0 * np.asarray(D, float) - 1.0
+    a = S * (X @ Wg.T)
+    plus = (a < 0).sum(0) <= (a > 0).sum(0)
+    return np.where(plus[:, None], Wg, 0.0), np.where(plus[:, None], 0.0, -Wg)
