@@ -53,7 +53,7 @@ def convex_cell(args, X, y, Xt, lt, source, net=None, seed=0):
 
     solver, _, source = source.rpartition(":")
     options = {"beta": args.beta, "patterns": source, "num_patterns": args.P, "max_iter": args.max_iter,
-               "gap_tol": 1e-4, "tol": 1e-6, "solver": solver or "admm"}
+               "gap_tol": 1e-4, "tol": 1e-6, "solver": solver or "admm", "cone_scale": args.cone_scale}
     start = time.process_time()
     solution, info = PatternSolver(X, options).solve(np.random.default_rng(seed), y, 0, net=net)
     U, alpha = recover_neurons(solution.V, solution.W)
@@ -72,6 +72,7 @@ def main(argv=None):
     p.add_argument("--P", type=int, default=100)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--max-iter", type=int, default=2000)
+    p.add_argument("--cone-scale", type=float, default=3.0, help="ADMM's cone scaling c (κ = c/√n)")
     p.add_argument("--sources", default="random,pairs,adaptive,gated:random")
     p.add_argument("--adam-seeds", type=int, default=5)
     p.add_argument("--adam-steps", type=int, default=3000)

@@ -88,6 +88,7 @@ class ConvexTrainer:
         "tol": 1e-6,  # ADMM: relative primal/dual residuals
         "gap_tol": 1e-4,  # relative duality gap
         "rho": None,  # ADMM penalty; None = 10/n, adapted by residual balancing
+        "cone_scale": 3.0,  # ADMM: the cone constraints are scaled by cone_scale/√n
         "polish_iter": 500,  # solver gated: ADMM iterations after the conversion (0: conversion only)
         "net_steps": 2000,  # patterns net: full-batch Adam steps of the net whose patterns are used
         "net_lr": 1e-2,
@@ -113,7 +114,7 @@ class ConvexTrainer:
         for name in ("max_iter", "grow_rounds", "grow_candidates", "log_every", "net_steps"):
             _number(name, o[name], low=1, integer=True)
         _number("polish_iter", o["polish_iter"], low=0, integer=True)
-        for name in ("tol", "gap_tol", "net_lr"):
+        for name in ("tol", "gap_tol", "net_lr", "cone_scale"):
             _number(name, o[name], low=0.0)
         _number("rho", o["rho"], low=0.0, allow_none=True)
         if o["patterns"] not in PATTERN_SOURCES:
@@ -195,6 +196,7 @@ class PatternSolver:
     def __init__(self, X: np.ndarray, options: dict):
         self.X, self.options = X, {**ConvexTrainer.options, **options}
         self.beta, self.P = float(self.options["beta"]), int(self.options["num_patterns"])
+        self.kappa = float(self.options["cone_scale"]) / np.sqrt(len(X))
 
     def gates(self, rng, y, width: int, net=None):
         o, X = self.options, self.X
@@ -232,7 +234,8 @@ class PatternSolver:
                                       history=gated.history), info
             kw["max_iter"] = o["polish_iter"]
             Vs, Ws = gated_by_sign(X, D, gated.V)  # a better start than the exact split (see FINDINGS)
-            solution = ReluADMM(X, y, D, gates, beta, rho=o["rho"]).solve(warm={"Z": np.concatenate([Vs, Ws])}, **kw)
+            admm = ReluADMM(X, y, D, gates, beta, rho=o["rho"], cone_scale=self.kappa)
+            solution = admm.solve(warm={"Z": np.concatenate([Vs, Ws])}, **kw)
             solution.iterations += gated.iterations
             return solution, info
         warm = None
@@ -248,7 +251,7 @@ class PatternSolver:
                     V0[k] += Vn[j]
                     W0[k] += Wn[j]
             warm = {"Z": np.concatenate([V0, W0])}
-        solver = ReluADMM(X, y, D, gates, beta, rho=o["rho"])
+        solver = ReluADMM(X, y, D, gates, beta, rho=o["rho"], cone_scale=self.kappa)
         solution = solver.solve(warm=warm, **kw)
         if o["patterns"] == "adaptive":
             solution, D = self.grow(rng, y, D, gates, solution, kw)
@@ -278,7 +281,7 @@ class PatternSolver:
             P_old = D.shape[1]
             D, gates = np.concatenate([D, D_new], 1), np.concatenate([gates, new])
             warm = extend_warm(solution.state, P_old, D.shape[1], len(y))
-            solution = ReluADMM(X, y, D, gates, self.beta, rho=o["rho"]).solve(warm=warm, **kw)
+            solution = ReluADMM(X, y, D, gates, self.beta, rho=o["rho"], cone_scale=self.kappa).solve(warm=warm, **kw)
             total_iterations += solution.iterations
             history += [{**h, "iteration": h["iteration"] + total_iterations - solution.iterations} for h in solution.history]
         solution.iterations, solution.history = total_iterations, history
