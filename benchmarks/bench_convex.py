@@ -72,9 +72,9 @@ def pyscnn(X, y, gates, beta):
             "convex_objective": convex_objective(X, y, D, V, W, beta), "cpu_s": cpu}
 
 
-def admm(X, y, D, gates, beta, exact, max_iter):
+def admm(X, y, D, gates, beta, exact, max_iter, cone_scale):
     start = time.process_time()
-    solver = ReluADMM(X, y, D, gates, beta)
+    solver = ReluADMM(X, y, D, gates, beta, cone_scale=cone_scale / np.sqrt(len(y)))
     setup = time.process_time() - start
     solution = solver.solve(max_iter=max_iter, gap_tol=1e-5, tol=1e-7, log_every=10)
     hit = None
@@ -91,11 +91,11 @@ def admm(X, y, D, gates, beta, exact, max_iter):
                         for h in solution.history]}
 
 
-def per_iteration(n, P, beta, iterations=30, seed=0):
+def per_iteration(n, P, beta, cone_scale, iterations=30, seed=0):
     X, y = problem(n)
     D, gates = patterns_from_gates(X, np.random.default_rng(seed).standard_normal((P, X.shape[1])))
     start = time.process_time()
-    solver = ReluADMM(X, y, D, gates, beta)
+    solver = ReluADMM(X, y, D, gates, beta, cone_scale=cone_scale / np.sqrt(n))
     setup = time.process_time() - start
     solution = solver.solve(max_iter=iterations, tol=0.0, log_every=iterations, adapt_rho=False)
     return {"n": n, "P": int(D.shape[1]), "setup_cpu_s": setup, "iteration_cpu_s": solution.history[-1]["cpu_s"] / iterations}
@@ -111,6 +111,7 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--beta", type=float, default=1e-3)
     p.add_argument("--max-iter", type=int, default=3000)
+    p.add_argument("--cone-scale", type=float, default=3.0, help="ADMM's cone scaling c (κ = c/√n)")
     p.add_argument("--scale-P", default="25,50,100,200,400")
     p.add_argument("--scale-n", default="250,500,1000,2000")
     p.add_argument("--skip", default="", help="comma list of peers to leave out: clarabel, pyscnn")
@@ -126,7 +127,7 @@ def main(argv=None):
         row = {"P_sampled": P, "P": int(D.shape[1]), "n": args.n}
         row["clarabel"] = earlier[P]["clarabel"] if P in earlier else clarabel(X, y, D, args.beta)
         exact = row["clarabel"]["objective"]
-        row["admm"] = admm(X, y, D, gates, args.beta, exact, args.max_iter)
+        row["admm"] = admm(X, y, D, gates, args.beta, exact, args.max_iter, args.cone_scale)
         if P in earlier and "pyscnn" in earlier[P]:
             row["pyscnn"] = earlier[P]["pyscnn"]
         elif "pyscnn" not in skip:
@@ -137,10 +138,10 @@ def main(argv=None):
         row["speedup_vs_fastest_peer"] = None if t is None else min(peers) / t
         rows.append(row)
         print(json.dumps({k: (v if not isinstance(v, dict) else {a: b for a, b in v.items() if a != "log_gap"}) for k, v in row.items()}))
-    scale_P = [per_iteration(args.n, P, args.beta) for P in map(int, args.scale_P.split(","))]
-    scale_n = [per_iteration(n, 100, args.beta) for n in map(int, args.scale_n.split(","))]
+    scale_P = [per_iteration(args.n, P, args.beta, args.cone_scale) for P in map(int, args.scale_P.split(","))]
+    scale_n = [per_iteration(n, 100, args.beta, args.cone_scale) for n in map(int, args.scale_n.split(","))]
     out = {"machine": platform.processor() or platform.machine(), "threads": 1, "beta": args.beta, "rows": rows,
-           "peers_from": args.reuse_peers,
+           "peers_from": args.reuse_peers, "cone_scale": args.cone_scale,
            "scaling_P": scale_P, "scaling_n": scale_n,
            "iteration_exponent_P": fit_exponent([r["P"] for r in scale_P], [r["iteration_cpu_s"] for r in scale_P]),
            "iteration_exponent_n": fit_exponent([r["n"] for r in scale_n], [r["iteration_cpu_s"] for r in scale_n])}
