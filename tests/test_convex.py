@@ -169,3 +169,40 @@ def test_adaptive_patterns_grow_from_half_the_budget(tmp_path):
     program = json.loads((result.output_dir / "metrics.json").read_text())["convex"]["programs"][0]
     assert 4 < program["grown_to"] <= 8  # started from P/2 = 4 random patterns, grew within P
     assert saved_objective(result.output_dir, 1e-3) == pytest.approx(program["objective"], rel=1e-5)
+
+
+def test_many_classes_with_a_bias_are_one_vs_rest_programs(tmp_path):
+    """K = 5 classes → 5 programs whose neurons are stacked; the bias rides as a ones column.
+    The saved net's summed one-vs-rest objective, by a manual forward pass, is the metrics'."""
+    from safetensors.torch import load_file
+
+    from zoo import data
+    from zoo.training.run import train
+
+    recipe = tmp_path / "mc.yaml"
+    recipe.write_text("""id: convex-many-classes
+architecture: two_layer_mlp
+description: tiny
+config: {input_dim: 10, hidden_dim: 4, num_labels: 5, activation: relu, first_layer_bias: true}
+data: {name: modular_arithmetic, modulus: 5, train_fraction: 0.6}
+training:
+  trainer: convex
+  trainer_options: {num_patterns: 6, max_iter: 200}
+  epochs: 1
+  batch_size: full
+  checkpoint_every: never
+""")
+    metrics = train(recipe, output_dir=tmp_path / "out").metrics
+    assert len(metrics["convex"]["programs"]) == 5
+    w = {k: v.double() for k, v in load_file(tmp_path / "out" / "model.safetensors").items()}
+    split = data.load("modular_arithmetic", modulus=5, train_fraction=0.6)["train"][:]
+    X, labels = split["input_features"].double(), split["labels"]
+    f = torch.relu(X @ w["hidden.weight"].T + w["hidden.bias"]) @ w["output.weight"].T
+    objective = 0.0
+    for k in range(5):
+        target = (labels == k).double() * 2 - 1
+        mine = w["output.weight"][k] != 0  # each hidden unit feeds one class only
+        assert not (mine & (w["output.weight"].ne(0).sum(0) > 1)).any()
+        norms = (w["hidden.weight"][mine] ** 2).sum() + (w["hidden.bias"][mine] ** 2).sum() + (w["output.weight"][k, mine] ** 2).sum()
+        objective += float(0.5 / len(labels) * ((f[:, k] - target) ** 2).sum() + 0.5e-3 * norms)
+    assert objective == pytest.approx(metrics["final"]["convex_objective"], rel=1e-5)
