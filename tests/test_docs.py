@@ -161,3 +161,13 @@ def test_doc_commands_run_as_written(doc, tmp_path):
     failures = [f"{doc}:{o.command.line} [{o.command.mode}] exit {o.returncode}: {o.command.text}\n"
                 + "\n".join(o.output.replace("\r", "\n").splitlines()[-15:]) for o in outcomes if o.returncode != 0]
     assert not failures, "\n\n".join(failures)
+
+
+def test_readme_lists_every_architecture_and_data_set():
+    import zoo
+    from zoo import data
+
+    text = (REPO_ROOT / "README.md").read_text()
+    table = re.findall(r"^\| `(\w+)` \| Auto\w+", text, re.M)
+    assert sorted(table) == sorted(zoo.list_models())
+    assert [d for d in data.list_datasets() if f"`{d}`" not in text] == []

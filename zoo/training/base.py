@@ -32,6 +32,7 @@ ENTRY_POINT_GROUP = "zooscope.trainers"
 # Built-in trainers live in their own modules, imported only when a recipe names them.
 _BUILTIN_MODULES = {
     "sgd": "zoo.training.loop",
+    "convex": "zoo.training.convex",
     "dst": "zoo.training.sparse",
     "imp": "zoo.training.pruning",
     "n2n": "zoo.training.n2n",
