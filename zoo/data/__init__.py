@@ -65,6 +65,6 @@ def load(name: str, split: str | None = None, **kwargs) -> datasets.Dataset | da
 
 
 # Importing the modules registers their data sets.
-from . import images, synthetic  # noqa: E402,F401
+from . import images, sequences, synthetic  # noqa: E402,F401
 
 __all__ = ["dataset_parameters", "list_datasets", "load", "register_dataset"]
