@@ -141,14 +141,20 @@ def italy_power_demand(normalize: bool = True) -> DatasetDict:
 @register_dataset("fashion_mnist_rows")
 def fashion_mnist_rows(limit_train: int | None = None, limit_test: int | None = None) -> DatasetDict:
     """Fashion-MNIST read row by row, top to bottom: step t is image row t (28 pixels in [0, 1])."""
-    from .images import FASHION_MNIST_CLASSES, fashion_mnist
+    from .images import FASHION_MNIST_CLASSES, _fashion_mnist_dir, _read_idx, fashion_mnist
 
-    images = fashion_mnist(limit_train=limit_train, limit_test=limit_test).with_format("numpy")
+    folder = _fashion_mnist_dir()
     out = {}
-    for split, dataset in images.items():
-        table = dataset[:]
-        x = table["pixel_values"][:, 0]  # (N, 28, 28): rows are the steps, columns the features
-        out[split] = sequences_to_dataset(x, np.ones(x.shape[:2], np.int64), table["labels"], FASHION_MNIST_CLASSES)
+    for split, prefix, limit in (("train", "train", limit_train), ("test", "t10k", limit_test)):
+        if folder is not None:  # the IDX files: read only what the limit keeps
+            stop = None if limit is None else int(limit)
+            x = _read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")[:stop].astype(np.float32) / 255.0
+            labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")[:stop]
+        else:  # the Hub's copy, through the image data set
+            table = fashion_mnist(limit_train=limit_train, limit_test=limit_test)[split].with_format("numpy")[:]
+            x, labels = table["pixel_values"][:, 0], table["labels"]
+        # (N, 28, 28): rows are the steps, columns the features
+        out[split] = sequences_to_dataset(x, np.ones(x.shape[:2], np.int64), labels, FASHION_MNIST_CLASSES)
     return DatasetDict(out)
 
 
