@@ -2,6 +2,7 @@
 
     python experiments/rnn/run.py baselines --datasets basic_motions japanese_vowels --seeds 0
     python experiments/rnn/run.py pruning --cells tanh relu gru lstm --seeds 0 --recovery-epochs 3
+    python experiments/rnn/run.py graphs --dataset embedded_reber --cell tanh --hidden 32 --epochs 5
     python experiments/rnn/run.py summary
 
 baselines: rnn_classifier with each cell (tanh, relu, gru, lstm, and a bidirectional LSTM)
@@ -12,6 +13,10 @@ pruning (Darji 2024): train each cell dense on the Reber data, then for each spa
 recurrent layers' weight_ih / weight_hh by magnitude (zoo.training.magnitude_pruning, per
 tensor), measure the accuracy right after pruning and after each fine-tuning epoch with the
 masks re-applied; experiments/results/rnn_pruning/<data>__<cell>__s<seed>__p<sparsity>.json.
+
+graphs (Darji 2024): sparse_rnn over 36 random graphs (graph_grid), accuracy beside each
+graph's clustering, average path length and degree spread (networkx);
+experiments/results/rnn_graphs/<data>__<cell>__h<hidden>__g<index>__s<seed>.json.
 """
 from __future__ import annotations
 
@@ -95,6 +100,51 @@ def pruning(args) -> None:
                 })
 
 
+def graph_grid() -> list[dict]:
+    """The random graphs of the graph-property study: 36 configurations over the three generators."""
+    grid = [dict(graph="watts_strogatz", graph_k=k, graph_p=p) for k in (2, 4, 8) for p in (0.0, 0.1, 0.3, 1.0)]
+    grid += [dict(graph="barabasi_albert", graph_m=m, graph_seed=s) for m in (1, 2, 4, 8) for s in (0, 1, 2)]
+    grid += [dict(graph="erdos_renyi", graph_p=p, graph_seed=s) for p in (0.05, 0.1, 0.2, 0.4) for s in (0, 1, 2)]
+    return grid
+
+
+def graph_properties(edges: list, n: int) -> dict:
+    """Clustering, path length (largest component), degree spread, with networkx (a peer: bench extra)."""
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(edges)
+    degrees = [d for _, d in g.degree()]
+    giant = g.subgraph(max(nx.connected_components(g), key=len))
+    return {
+        "edges": g.number_of_edges(), "density": nx.density(g), "clustering": nx.average_clustering(g),
+        "average_path_length": nx.average_shortest_path_length(giant) if len(giant) > 1 else 0.0,
+        "largest_component": len(giant) / n, "degree_std": float(torch.tensor(degrees, dtype=torch.float64).std(correction=0)),
+        "mean_degree": sum(degrees) / n,
+    }
+
+
+def graphs(args) -> None:
+    d, spec = tensors(args.dataset), DATASETS[args.dataset]
+    for index, graph in enumerate(tqdm(graph_grid(), desc="graphs")):
+        name = f"{args.dataset}__{args.cell}__h{args.hidden}__g{index:02d}__s{args.seed}"
+        if cell_path("rnn_graphs", name).exists() and not args.overwrite:
+            continue
+        torch.manual_seed(args.seed)
+        model = zoo.create_model("sparse_rnn", input_size=d["features"], hidden_size=args.hidden, cell=args.cell,
+                                 num_labels=d["classes"], max_steps=d["steps"], **graph)
+        edges = model.rnn.edges()
+        with Clock() as clock:
+            train_epochs(model, d["train"], args.epochs, spec["batch_size"], spec["lr"], args.seed)
+        write_cell("rnn_graphs", name, {
+            "dataset": args.dataset, "cell": args.cell, "hidden_size": args.hidden, "seed": args.seed,
+            "epochs": args.epochs, "data_args": spec["args"], "graph": graph, "edge_list": edges,
+            "properties": graph_properties(edges, args.hidden), "test_accuracy": accuracy(model, d["test"]),
+            "train_accuracy": accuracy(model, d["train"]), "train_wall_s": clock.wall_s,
+        })
+
+
 def summary(args) -> None:
     from summary import summarise  # noqa: PLC0415 (the aggregation and figures)
 
@@ -122,6 +172,14 @@ def main(argv=None) -> int:
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=pruning)
+    p = sub.add_parser("graphs")
+    p.add_argument("--dataset", default="embedded_reber", choices=list(DATASETS))
+    p.add_argument("--cell", default="tanh", choices=MODELS[:4])
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=graphs)
     p = sub.add_parser("summary")
     p.set_defaults(func=summary)
     args = parser.parse_args(argv)

@@ -123,6 +123,20 @@ class StackedRNN(nn.Module):
         return outputs, finals
 
 
+def init_weights(module, init) -> bool:
+    """PyTorch's defaults (recurrent layers as torch.nn.LSTM, linear layers as nn.Linear) with the
+    init functions given (zoo_common.init); False when `module` is neither."""
+    if isinstance(module, RecurrentLayer):
+        module.reset_parameters(init)
+    elif isinstance(module, nn.Linear):
+        init.kaiming_uniform_(module.weight, a=5**0.5)
+        fan_in = module.weight.shape[1]
+        init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5)
+    else:
+        return False
+    return True
+
+
 def check_sequence_input(input_features, attention_mask, input_size: int, max_steps: int):
     """A ValueError naming the problem for inputs that do not fit the config."""
     if input_features.dim() != 3:

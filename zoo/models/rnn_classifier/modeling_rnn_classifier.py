@@ -11,7 +11,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 from .configuration_rnn_classifier import RNNClassifierConfig
-from .recurrent_cells import RecurrentLayer, StackedRNN, check_sequence_input, masked_mean
+from .recurrent_cells import StackedRNN, check_sequence_input, init_weights, masked_mean
 from .zoo_common import classification_loss, init, return_tuple
 
 
@@ -22,12 +22,7 @@ class RNNClassifierPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["RecurrentLayer"]
 
     def _init_weights(self, module):
-        if isinstance(module, RecurrentLayer):
-            module.reset_parameters(init)
-        elif isinstance(module, nn.Linear):  # PyTorch's default for linear layers
-            init.kaiming_uniform_(module.weight, a=5**0.5)
-            fan_in = module.weight.shape[1]
-            init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5)
+        init_weights(module, init)  # PyTorch's defaults
 
     @property
     def dummy_inputs(self):

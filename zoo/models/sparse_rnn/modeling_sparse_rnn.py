@@ -12,8 +12,8 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceCl
 
 from .configuration_sparse_rnn import SparseRNNConfig
 from .graphs import generate
-from .recurrent_cells import RecurrentLayer, check_sequence_input, masked_mean
-from .zoo_common import classification_loss, copy_, init, return_tuple
+from .recurrent_cells import RecurrentLayer, check_sequence_input, init_weights, masked_mean
+from .zoo_common import classification_loss, init, return_tuple
 
 
 def graph_mask(config: SparseRNNConfig) -> torch.Tensor:
@@ -34,14 +34,7 @@ class SparseRNNPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["RecurrentLayer"]
 
     def _init_weights(self, module):
-        if isinstance(module, RecurrentLayer):
-            module.reset_parameters(init)
-        elif isinstance(module, nn.Linear):
-            init.kaiming_uniform_(module.weight, a=5**0.5)
-            fan_in = module.weight.shape[1]
-            init.uniform_(module.bias, -(fan_in**-0.5), fan_in**-0.5)
-        elif isinstance(module, SparseRNNModel):
-            copy_(module.recurrent_mask, graph_mask(module.config))
+        init_weights(module, init)  # PyTorch's defaults; the graph buffer is drawn in __init__ (and loaded from checkpoints)
 
     @property
     def dummy_inputs(self):
