@@ -21,7 +21,7 @@ DATASETS = {
     "japanese_vowels": dict(name="japanese_vowels", args={}, epochs=30, batch_size=16, lr=3e-3),
     "reber": dict(name="reber", args=dict(embedded=False, n_train=1000, n_test=500, max_length=30), epochs=10,
                   batch_size=32, lr=1e-2),
-    "embedded_reber": dict(name="reber", args=dict(embedded=True, n_train=2000, n_test=1000, max_length=40), epochs=10,
+    "embedded_reber": dict(name="reber", args=dict(embedded=True, n_train=1000, n_test=500, max_length=40), epochs=10,
                            batch_size=32, lr=1e-2),
     "fashion_mnist_rows": dict(name="fashion_mnist_rows", args=dict(limit_train=10000, limit_test=2000), epochs=3,
                                batch_size=128, lr=2e-3),
