@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATASETS, RESULTS, CNN1d, Clock, accuracy, cell_path, tensors, train_epochs, write_cell  # noqa: E402
+from common import DATASETS, CNN1d, Clock, accuracy, cell_path, tensors, train_epochs, write_cell  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.training.magnitude_pruning import apply_masks, magnitude_masks, prunable_parameters, sparsity_of  # noqa: E402

@@ -5,13 +5,12 @@ Inputs: ``input_features`` (batch, steps, input_size) and optionally ``attention
 (batch, steps), 1 on real steps and 0 on padding: a padded batch gives the outputs of the
 unpadded sequences (recurrent_cells.py).
 """
-import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 from .configuration_rnn_classifier import RNNClassifierConfig
-from .recurrent_cells import StackedRNN, check_sequence_input, init_weights, masked_mean
+from .recurrent_cells import StackedRNN, check_sequence_input, dummy_sequence_inputs, init_weights, masked_mean
 from .zoo_common import classification_loss, init, return_tuple
 
 
@@ -26,10 +25,7 @@ class RNNClassifierPreTrainedModel(PreTrainedModel):
 
     @property
     def dummy_inputs(self):
-        c = self.config
-        mask = torch.ones(3, 5, dtype=torch.long)
-        mask[1, 3:] = 0
-        return {"input_features": torch.randn(3, 5, c.input_size), "attention_mask": mask}
+        return dummy_sequence_inputs(self.config.input_size)
 
 
 class RNNClassifierModel(RNNClassifierPreTrainedModel):

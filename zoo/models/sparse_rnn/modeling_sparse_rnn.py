@@ -12,7 +12,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceCl
 
 from .configuration_sparse_rnn import SparseRNNConfig
 from .graphs import generate
-from .recurrent_cells import RecurrentLayer, check_sequence_input, init_weights, masked_mean
+from .recurrent_cells import RecurrentLayer, check_sequence_input, dummy_sequence_inputs, init_weights, masked_mean
 from .zoo_common import classification_loss, init, return_tuple
 
 
@@ -38,9 +38,7 @@ class SparseRNNPreTrainedModel(PreTrainedModel):
 
     @property
     def dummy_inputs(self):
-        mask = torch.ones(3, 5, dtype=torch.long)
-        mask[2, 2:] = 0
-        return {"input_features": torch.randn(3, 5, self.config.input_size), "attention_mask": mask}
+        return dummy_sequence_inputs(self.config.input_size)
 
 
 class SparseRNNModel(SparseRNNPreTrainedModel):

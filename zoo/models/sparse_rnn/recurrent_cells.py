@@ -137,6 +137,13 @@ def init_weights(module, init) -> bool:
     return True
 
 
+def dummy_sequence_inputs(input_size: int, steps: int = 6) -> dict:
+    """Three random sequences, the second padded after 3 steps (the models' dummy_inputs)."""
+    mask = torch.ones(3, steps, dtype=torch.long)
+    mask[1, 3:] = 0
+    return {"input_features": torch.randn(3, steps, input_size), "attention_mask": mask}
+
+
 def check_sequence_input(input_features, attention_mask, input_size: int, max_steps: int):
     """A ValueError naming the problem for inputs that do not fit the config."""
     if input_features.dim() != 3:

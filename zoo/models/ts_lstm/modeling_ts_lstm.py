@@ -10,7 +10,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 from .configuration_ts_lstm import TSLSTMConfig
-from .recurrent_cells import RecurrentLayer, check_sequence_input, init_weights
+from .recurrent_cells import RecurrentLayer, check_sequence_input, dummy_sequence_inputs, init_weights
 from .zoo_common import classification_loss, init, return_tuple
 
 
@@ -35,9 +35,7 @@ class TSLSTMPreTrainedModel(PreTrainedModel):
 
     @property
     def dummy_inputs(self):
-        mask = torch.ones(3, 7, dtype=torch.long)
-        mask[0, 4:] = 0
-        return {"input_features": torch.randn(3, 7, self.config.input_size), "attention_mask": mask}
+        return dummy_sequence_inputs(self.config.input_size)
 
 
 class TSLSTMModel(TSLSTMPreTrainedModel):
