@@ -102,3 +102,17 @@ def test_inputs_that_do_not_fit_are_clear_errors():
 def test_invalid_config_names_the_field(field, value):
     with pytest.raises(zoo.errors.UserError, match=field):
         zoo.registry.build_config("rnn_classifier", **{field: value})
+
+
+def test_a_recipe_whose_sequences_exceed_max_steps_fails_in_one_line(tmp_path):
+    from zoo import recipes
+    from zoo.training import train
+
+    path = tmp_path / "r.yaml"
+    path.write_text("id: too-long\narchitecture: rnn_classifier\n"
+                    "config: {input_size: 7, hidden_size: 3, num_labels: 2, max_steps: 10}\n"
+                    "data: {name: reber, embedded: false, n_train: 8, n_test: 4, max_length: 20}\n"
+                    "training: {epochs: 1, batch_size: 4}\n")
+    with pytest.raises(zoo.errors.UserError, match="20 steps is longer than the config's max_steps=10") as error:
+        train(recipes.load_recipe(path), output_dir=tmp_path / "out")
+    assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
