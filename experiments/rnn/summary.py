@@ -61,12 +61,11 @@ def _bootstrap_spearman(x, y, rng, n: int = 2000):
     return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
 
 
-def graphs_summary() -> dict:
+def graph_study(rows: list[dict]) -> dict:
+    """Accuracy against each graph property over one study's graphs: Pearson r with its Fisher-z
+    95 % interval, Spearman rho with a bootstrap 95 % interval; the property that predicts best."""
     from scipy.stats import pearsonr, spearmanr
 
-    rows = cells("rnn_graphs")
-    if len(rows) < 3:
-        return {"graphs": len(rows)}
     y = np.array([r["test_accuracy"] for r in rows])
     rng = np.random.default_rng(0)
     correlations = {}
@@ -86,6 +85,18 @@ def graphs_summary() -> dict:
     return {"graphs": len(rows), "cell": rows[0]["cell"], "hidden_size": rows[0]["hidden_size"], "epochs": rows[0]["epochs"],
             "dataset": rows[0]["dataset"], "accuracy": mean_std(y), "accuracy_by_generator": {k: mean_std(v) for k, v in by_kind.items()},
             "correlations": correlations, "best_predictor": best}
+
+
+def study_key(row: dict) -> str:
+    return f"{row['dataset']}__{row['cell']}__h{row['hidden_size']}__e{row['epochs']}__s{row['seed']}"
+
+
+def graphs_summary() -> dict:
+    """One study per (data set, cell, hidden size, epochs, seed)."""
+    studies: dict = {}
+    for r in cells("rnn_graphs"):
+        studies.setdefault(study_key(r), []).append(r)
+    return {"studies": {key: graph_study(rows) for key, rows in studies.items() if len(rows) >= 4}}
 
 
 def plots(pruning: dict, graphs: dict) -> list[Path]:
@@ -110,20 +121,24 @@ def plots(pruning: dict, graphs: dict) -> list[Path]:
         written.append(FIGURES / "pruning_recovery.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
-    rows = cells("rnn_graphs")
-    if rows:
+    by_study: dict = {}
+    for r in cells("rnn_graphs"):
+        by_study.setdefault(study_key(r), []).append(r)
+    for key, rows in by_study.items():
         fig, axes = plt.subplots(1, 3, figsize=(10, 3), sharey=True)
         colours = {"watts_strogatz": "C0", "barabasi_albert": "C1", "erdos_renyi": "C2"}
+        correlations = graphs.get("studies", {}).get(key, {}).get("correlations", {})
         for ax, prop in zip(axes, ("clustering", "average_path_length", "degree_std")):
             for kind, colour in colours.items():
                 sel = [r for r in rows if r["graph"]["graph"] == kind]
                 ax.scatter([r["properties"][prop] for r in sel], [r["test_accuracy"] for r in sel], s=12, c=colour, label=kind)
-            rho = graphs.get("correlations", {}).get(prop, {}).get("spearman")
+            rho = correlations.get(prop, {}).get("spearman")
             ax.set(xlabel=prop, title=f"Spearman {rho:.2f}" if rho is not None else prop)
         axes[0].set_ylabel("test accuracy")
         axes[0].legend(fontsize=6)
+        fig.suptitle(key, fontsize=8)
         fig.tight_layout()
-        written.append(FIGURES / "graph_properties.png")
+        written.append(FIGURES / f"graph_properties__{key}.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     return written
