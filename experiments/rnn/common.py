@@ -6,6 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -56,7 +57,7 @@ class CNN1d(nn.Module):
         h = torch.relu(self.conv2(h)) * m
         logits = self.head(h.sum(2) / m.sum(2).clamp(min=1))
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return type("Out", (), {"logits": logits, "loss": loss})
+        return SimpleNamespace(logits=logits, loss=loss)
 
 
 def accuracy(model, split, batch_size: int = 512) -> float:
