@@ -65,6 +65,6 @@ def load(name: str, split: str | None = None, **kwargs) -> datasets.Dataset | da
 
 
 # Importing the modules registers their data sets.
-from . import ctr, denoising, images, pde, seq_maps, synthetic, teacher  # noqa: E402,F401
+from . import ctr, denoising, images, pde, seq_maps, sequences, synthetic, teacher  # noqa: E402,F401
 
 __all__ = ["dataset_parameters", "list_datasets", "load", "register_dataset"]

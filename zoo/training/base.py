@@ -35,6 +35,7 @@ _BUILTIN_MODULES = {
     "convex": "zoo.training.convex",
     "dst": "zoo.training.sparse",
     "imp": "zoo.training.pruning",
+    "magnitude_pruning": "zoo.training.magnitude_pruning",
     "n2n": "zoo.training.n2n",
     "noprop": "zoo.training.noprop",
     "relinear": "zoo.training.relinear",
