@@ -87,19 +87,69 @@ def modular_arithmetic(modulus: int = 23, operation: str = "add", train_fraction
     if operation == "div":
         a, b = a[b != 0], b[b != 0]
     labels = np.array([OPERATIONS[operation](int(x), int(y), modulus) for x, y in zip(a, b)], dtype=np.int64)
-    one_hot = np.zeros((len(a), 2 * modulus), dtype=np.float32)
+    return _pairs_split(a, b, labels, modulus, train_fraction, seed, f"modulus {modulus}")
+
+
+def _pairs_split(a, b, labels, order_: int, train_fraction: float, seed: int, what: str) -> DatasetDict:
+    """The pairs (a, b) → label as one-hot a ‖ one-hot b (length 2·order_), split at random."""
+    one_hot = np.zeros((len(a), 2 * order_), dtype=np.float32)
     one_hot[np.arange(len(a)), a] = 1.0
-    one_hot[np.arange(len(a)), modulus + b] = 1.0
+    one_hot[np.arange(len(a)), order_ + b] = 1.0
     order = np.random.default_rng(seed).permutation(len(a))
     n_train = int(round(train_fraction * len(a)))
-    _check(0 < n_train < len(a), f"train_fraction {train_fraction} leaves an empty split for modulus {modulus}")
+    _check(0 < n_train < len(a), f"train_fraction {train_fraction} leaves an empty split for {what}")
     features = Features({
-        "input_features": Sequence(Value("float32"), length=2 * modulus),
+        "input_features": Sequence(Value("float32"), length=2 * order_),
         "a": Value("int64"), "b": Value("int64"),
-        "labels": ClassLabel(names=[str(i) for i in range(modulus)]),
+        "labels": ClassLabel(names=[str(i) for i in range(order_)]),
     })
 
     def subset(idx):
         return Dataset.from_dict({"input_features": one_hot[idx], "a": a[idx], "b": b[idx], "labels": labels[idx]}, features=features)
 
     return DatasetDict({"train": subset(order[:n_train]), "test": subset(order[n_train:])})
+
+
+def _permutation_group(n: int) -> list[tuple[int, ...]]:
+    """S_n as permutation tuples in lexicographic order (index 0 is the identity)."""
+    from itertools import permutations
+
+    return list(permutations(range(n)))
+
+
+def _dihedral_group(n: int) -> list[tuple[int, ...]]:
+    """D_n (order 2n, the symmetries of a regular n-gon) as permutations of the n vertices:
+    rotations r^k (i ↦ i + k) first, then reflections r^k s (i ↦ k − i); index 0 is the identity."""
+    rotations = [tuple((i + k) % n for i in range(n)) for k in range(n)]
+    reflections = [tuple((k - i) % n for i in range(n)) for k in range(n)]
+    return rotations + reflections
+
+
+GROUPS = {"S": (_permutation_group, 3, 5), "D": (_dihedral_group, 3, 50)}
+
+
+def group_table(group: str) -> np.ndarray:
+    """The multiplication table T[i, j] = index of g_i ∘ g_j ((g ∘ h)(x) = g(h(x))) of a named
+    permutation group: "S<n>" (symmetric, 3 ≤ n ≤ 5) or "D<n>" (dihedral of order 2n, 3 ≤ n ≤ 50)."""
+    match = isinstance(group, str) and len(group) >= 2 and group[0] in GROUPS and group[1:].isdigit()
+    _check(match, f"group must be S<n> (symmetric) or D<n> (dihedral), e.g. S3 or D5; got {group!r}")
+    make, low, high = GROUPS[group[0]]
+    n = int(group[1:])
+    _check(low <= n <= high, f"group {group}: n must be in [{low}, {high}], got {n}")
+    elements = make(n)
+    index = {g: i for i, g in enumerate(elements)}
+    return np.array([[index[tuple(g[h[x]] for x in range(n))] for h in elements] for g in elements], dtype=np.int64)
+
+
+@register_dataset("group_arithmetic")
+def group_arithmetic(group: str = "S3", train_fraction: float = 0.5, seed: int = 0) -> DatasetDict:
+    """All pairs (a, b) of a finite non-abelian group with label a ∘ b, split at random into train
+    and test: "S<n>" (symmetric group, n ≤ 5) or "D<n>" (dihedral group of order 2n).
+
+    Columns as in `modular_arithmetic`: input_features (one-hot a ‖ one-hot b, length 2|G|), a, b,
+    labels (element indices; 0 is the identity). Z_M itself is `modular_arithmetic`.
+    """
+    table = group_table(group)
+    _check(0 < train_fraction < 1, f"train_fraction must be in (0, 1), got {train_fraction!r}")
+    a, b = (g.ravel() for g in np.meshgrid(np.arange(len(table)), np.arange(len(table)), indexing="ij"))
+    return _pairs_split(a, b, table[a, b], len(table), train_fraction, seed, f"group {group}")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ENTRY_POINT_GROUP = "zooscope.trainers"
 # Built-in trainers live in their own modules, imported only when a recipe names them.
-_BUILTIN_MODULES = {"sgd": "zoo.training.loop"}
+_BUILTIN_MODULES = {"sgd": "zoo.training.loop", "muon": "zoo.training.muon"}
 _TRAINERS: dict[str, type] = {}
 
 
