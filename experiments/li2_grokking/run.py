@@ -35,27 +35,28 @@ FIGURES = ROOT / "docs" / "figures" / "li2_grokking"
 PAPER_CRITICAL_MULTIPLIER = 2.7482
 
 
-def fourier_concentration(weights: torch.Tensor) -> torch.Tensor:
-    """Per hidden unit, the largest share of its Fourier power in one frequency of Z_M.
+def folded_power(weights: torch.Tensor) -> torch.Tensor:
+    """(K, ⌊M/2⌋) Fourier power of each hidden unit at frequencies f = 1, …, ⌊M/2⌋ of Z_M.
 
     `weights` is (K, num_operands, M): unit k's first-layer weights on each operand's one-hot.
-    Power at frequency f ∈ {1, …, ⌊M/2⌋} is |ŵ_f|² + |ŵ_{M−f}|² summed over the operands (a real
-    signal's ± frequencies are one frequency); f = 0, the constant, is left out (it is the same
-    for every element and carries no information about it). Returns a (K,) tensor in (0, 1].
+    Power at f is |ŵ_f|² + |ŵ_{M−f}|² summed over the operands (a real signal's ± frequencies are
+    one frequency); f = 0, the constant, is left out (it is the same for every element and
+    carries no information about it).
     """
     spectrum = torch.fft.fft(weights.detach().double(), dim=-1).abs().pow(2).sum(dim=1)  # (K, M)
     m = weights.shape[-1]
-    folded = torch.stack([spectrum[:, f] + (spectrum[:, m - f] if m - f != f else 0) for f in range(1, m // 2 + 1)], dim=1)
-    total = folded.sum(dim=1).clamp_min(1e-300)
-    return folded.max(dim=1).values / total
+    return torch.stack([spectrum[:, f] + (spectrum[:, m - f] if m - f != f else 0) for f in range(1, m // 2 + 1)], dim=1)
+
+
+def fourier_concentration(weights: torch.Tensor) -> torch.Tensor:
+    """Per hidden unit, the largest share of its (non-constant) Fourier power in one frequency, in (0, 1]."""
+    power = folded_power(weights)
+    return power.max(dim=1).values / power.sum(dim=1).clamp_min(1e-300)
 
 
 def dominant_frequency(weights: torch.Tensor) -> torch.Tensor:
-    """Per hidden unit, the frequency f ∈ {1, …, ⌊M/2⌋} holding the most power (see fourier_concentration)."""
-    spectrum = torch.fft.fft(weights.detach().double(), dim=-1).abs().pow(2).sum(dim=1)
-    m = weights.shape[-1]
-    folded = torch.stack([spectrum[:, f] + (spectrum[:, m - f] if m - f != f else 0) for f in range(1, m // 2 + 1)], dim=1)
-    return folded.argmax(dim=1) + 1
+    """Per hidden unit, the frequency f ∈ {1, …, ⌊M/2⌋} holding the most power."""
+    return folded_power(weights).argmax(dim=1) + 1
 
 
 def cell_name(task: str, modulus: int, fraction: float, optimizer: str, lr: float, hidden: int, seed: int) -> str:
@@ -174,6 +175,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fraction", type=float, default=0.6, help="training fraction (stages, optimizers)")
     parser.add_argument("--multipliers", type=float, nargs="+", default=[1.5, 2.0, 2.75, 3.5, 4.5, 6.0],
                         help="scaling: training sizes n = c · M ln M tried, smallest first")
+    parser.add_argument("--refine", type=int, default=0,
+                        help="scaling: after the grid, this many bisections of each modulus's bracket (largest n that "
+                             "failed, smallest that grokked)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -203,6 +207,14 @@ def main(argv=None) -> int:
                         continue
                     if cell(args, "add", modulus, fraction, "adam", seed, args.max_steps, True, "scaling")["grokked"]:
                         break
+                for _ in range(args.refine):
+                    runs = [json.loads(p.read_text()) for p in (RESULTS / "scaling").glob(f"add_M{modulus}_f*_s{seed}.json")]
+                    done = [r["n_train"] for r in runs if r["grokked"]]
+                    failed = [r["n_train"] for r in runs if not r["grokked"] and (not done or r["n_train"] < min(done))]
+                    if not done or not failed or min(done) - max(failed) <= 1:
+                        break
+                    middle = (min(done) + max(failed)) / 2 / modulus**2  # a fraction between the two
+                    cell(args, "add", modulus, round(middle, 4), "adam", seed, args.max_steps, True, "scaling")
     elif args.what == "groups":
         for task in args.groups:
             for seed in args.seeds:
