@@ -1,6 +1,6 @@
 """analysis.geometry against independent computations: CKA's identities and invariances, the
 unbiased HSIC against its U-statistic definition, RSA against scipy, kernel–target alignment,
-parallelism score and CCGP on constructed geometries, the alignment_task generator, the CLI."""
+parallelism score and CCGP on constructed geometries, the geometry_task generator, the CLI."""
 from __future__ import annotations
 
 import itertools
@@ -100,25 +100,25 @@ def test_parallelism_and_ccgp_of_factorised_and_unstructured_geometries():
         metrics.ccgp(x, variables * 3)
 
 
-def test_alignment_task_knob_moves_the_input_towards_the_targets():
+def test_geometry_task_knob_moves_the_input_towards_the_targets():
     from zoo import data
 
     def kta(alignment, target="low"):
-        table = data.load("alignment_task", alignment=alignment, target=target, noise=0.05, split="train")[:]
+        table = data.load("geometry_task", alignment=alignment, target=target, noise=0.05, split="train")[:]
         return metrics.kernel_target_alignment(table["input_features"].numpy(), table["labels"].numpy())
 
     values = [kta(a) for a in (0.0, 0.5, 1.0)]
     assert values[0] < values[1] < values[2] and values[2] > 0.9
-    table = data.load("alignment_task", alignment=1.0, noise=0.0, split="test")[:]
+    table = data.load("geometry_task", alignment=1.0, noise=0.0, split="test")[:]
     latents = table["latents"].numpy()
     assert table["labels"].shape == (256, 3) and (table["labels"].numpy() == latents).all()
     assert metrics.parallelism_score(table["input_features"].numpy(), latents) == pytest.approx([1.0] * 3)
-    high = data.load("alignment_task", target="high", split="train")[:]
+    high = data.load("geometry_task", target="high", split="train")[:]
     assert high["labels"].shape[1] == 7
     with pytest.raises(UserError, match="alignment"):
-        data.load("alignment_task", alignment=1.5)
+        data.load("geometry_task", alignment=1.5)
     with pytest.raises(UserError, match="input_dim"):
-        data.load("alignment_task", input_dim=4)
+        data.load("geometry_task", input_dim=4)
 
 
 def test_geometry_cli_on_a_zoo_model(tmp_path, capsys):
@@ -132,7 +132,7 @@ def test_geometry_cli_on_a_zoo_model(tmp_path, capsys):
                              problem_type="multi_label_classification")
     model.save_pretrained(tmp_path / "net")
     out = tmp_path / "geo"
-    code = main(["geometry", "--models", str(tmp_path / "net"), "--data", "alignment_task", "--data-option", "alignment=0.8",
+    code = main(["geometry", "--models", str(tmp_path / "net"), "--data", "geometry_task", "--data-option", "alignment=0.8",
                  "--layers", "input", "hidden.act", "--variables", "latents", "--out", str(out), "--no-plots", "--quiet"])
     assert code == 0
     result = json.loads((out / "results.json").read_text())
@@ -142,12 +142,12 @@ def test_geometry_cli_on_a_zoo_model(tmp_path, capsys):
     hidden = result["representations"][1]
     assert len(hidden["parallelism"]) == 3 and len(hidden["ccgp"]) == 3 and hidden["cka_input"] is not None
     # the same numbers from the functions directly
-    table = zoo.data.load("alignment_task", alignment=0.8, split="test")[:]
+    table = zoo.data.load("geometry_task", alignment=0.8, split="test")[:]
     with torch.no_grad():
         h = torch.tanh(table["input_features"] @ model.hidden.weight.T).double().numpy()
     assert hidden["cka_input"] == pytest.approx(metrics.linear_cka(h, table["input_features"].numpy()), abs=1e-6)
     # bad input: a layer the model lacks, an unknown data set, no --out
-    assert main(["geometry", "--models", str(tmp_path / "net"), "--data", "alignment_task", "--layers", "nope",
+    assert main(["geometry", "--models", str(tmp_path / "net"), "--data", "geometry_task", "--layers", "nope",
                  "--out", str(tmp_path / "x")]) == 2
     assert "has no layer 'nope'" in capsys.readouterr().err
     assert main(["geometry", "--models", str(tmp_path / "net"), "--data", "no_such", "--layers", "input",

@@ -12,7 +12,7 @@ another representation, to the targets, and to the structure of the conditions.
 ===========  =================================================================================
 
 Used for Alleman, Lindsey & Fusi (2024), tanh vs ReLU geometry, with the zoo data set
-``alignment_task`` (the parameterised tasks, one alignment knob).
+``geometry_task`` (the parameterised tasks, one alignment knob).
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def _validate(args: argparse.Namespace) -> None:
     if len(args.models) > 2:
         raise AnalysisError("geometry compares one model's layers or two models' layers: give at most two --models")
     if not args.data:
-        raise AnalysisError("--data is required with --models (a zoo data set, e.g. alignment_task)")
+        raise AnalysisError("--data is required with --models (a zoo data set, e.g. geometry_task)")
     if not args.layers:
         raise AnalysisError("name the layers with --layers (module paths as named_modules() gives them; 'input' is the input)")
     runner.check_at_least(args, "batch_size", "limit")
@@ -113,7 +113,7 @@ def add_cli(subparsers) -> None:
                     "cross-condition generalisation per variable. Or compare two saved .npy representations.",
     )
     parser.add_argument("--layers", nargs="+", default=[], help="module paths (named_modules()); 'input' is the model input")
-    parser.add_argument("--data", help="zoo data set (e.g. alignment_task)")
+    parser.add_argument("--data", help="zoo data set (e.g. geometry_task)")
     parser.add_argument("--data-option", nargs="*", default=[], metavar="KEY=VALUE",
                         help="data set parameters, e.g. alignment=0.8 target=low")
     parser.add_argument("--split", default="test")

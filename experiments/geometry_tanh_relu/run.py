@@ -1,7 +1,7 @@
 """Tanh vs ReLU representational geometry (Alleman, Lindsey & Fusi 2024) at CPU scale.
 
 One-hidden-layer nets (the zoo's two_layer_mlp, first-layer bias, trained output layer) learn the
-zoo's `alignment_task` (2^3 conditions of three binary latent variables; inputs whose geometry is
+zoo's `geometry_task` (2^3 conditions of three binary latent variables; inputs whose geometry is
 more or less aligned with the targets, knob `alignment`; low-dimensional targets = the three
 latent variables, high-dimensional = all seven parities) with full-batch Adam and binary
 cross-entropy. For each (activation, target, alignment, seed) cell one JSON under
@@ -47,7 +47,7 @@ def run_cell(activation, target, alignment, seed, hidden, steps, lr, out: Path) 
     import zoo
     from zoo import data
 
-    splits = data.load("alignment_task", alignment=alignment, target=target, seed=seed)
+    splits = data.load("geometry_task", alignment=alignment, target=target, seed=seed)
     train, test = splits["train"][:], splits["test"][:]
     torch.manual_seed(seed)
     model = zoo.create_model("two_layer_mlp", input_dim=train["input_features"].shape[1], hidden_dim=hidden,

@@ -155,8 +155,8 @@ def group_arithmetic(group: str = "S3", train_fraction: float = 0.5, seed: int =
     return _pairs_split(a, b, table[a, b], len(table), train_fraction, seed, f"group {group}")
 
 
-@register_dataset("alignment_task")
-def alignment_task(
+@register_dataset("geometry_task")
+def geometry_task(
     n_vars: int = 3,
     alignment: float = 0.5,
     target: str = "low",
