@@ -206,3 +206,23 @@ def test_fourier_concentration_of_known_units():
     conc = fourier_concentration(w)
     torch.testing.assert_close(conc, torch.tensor([1.0, 0.5, 0.8], dtype=torch.float64))
     assert dominant_frequency(w).tolist()[0::2] == [3, 4]
+
+
+def test_muon_trainer_recipe_resumes_bit_exactly(tmp_path):
+    """The muon recipe through zoo.training.train: an interrupted run resumed from its checkpoint
+    (both optimisers' states in one CombinedOptimizer state) ends with the uninterrupted weights."""
+    from safetensors.torch import load_file
+
+    from zoo.training import train
+
+    from .conftest import REPO_ROOT
+
+    recipe = REPO_ROOT / "hub_configs" / "li2-mlp-modular-addition-muon.yaml"
+    tiny = ["config.hidden_dim=16", "training.epochs=6", "training.eval_every_steps=3"]
+    full = train(recipe, tiny, output_dir=tmp_path / "full")
+    assert full.metrics["muon_params"] == ["li2.first_layer.weight"] and full.metrics["trainer"] == "muon"
+    train(recipe, [*tiny, "training.checkpoint_every=2", "training.stop_after_steps=4"], output_dir=tmp_path / "part")
+    assert not (tmp_path / "part" / "model.safetensors").exists()
+    train(recipe, [*tiny, "training.checkpoint_every=2"], resume=True, output_dir=tmp_path / "part")
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
