@@ -36,6 +36,7 @@ _BUILTIN_MODULES = {
     "dst": "zoo.training.sparse",
     "imp": "zoo.training.pruning",
     "magnitude_pruning": "zoo.training.magnitude_pruning",
+    "muon": "zoo.training.muon",
     "n2n": "zoo.training.n2n",
     "noprop": "zoo.training.noprop",
     "relinear": "zoo.training.relinear",

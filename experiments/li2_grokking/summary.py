@@ -1,0 +1,176 @@
+"""Aggregate experiments/results/li2_grokking/*/ cells into summary.json and the figures in
+docs/figures/li2_grokking/ (run by `python experiments/li2_grokking/run.py summary`)."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def _cells(results: Path, subdir: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((results / subdir).glob("*.json"))]
+
+
+def _first(curves, key, threshold):
+    return next((c["step"] for c in curves if c.get(key) is not None and c[key] >= threshold), None)
+
+
+def stages(cells: list[dict]) -> list[dict]:
+    """Per long run: when the train set is fitted (end of lazy learning), when units turn into
+    Fourier features, when the test set follows."""
+    out = []
+    for r in cells:
+        curves = r["curves"]
+        at_95 = next((c for c in curves if c["step"] == r["steps_to_95"]), None)
+        out.append({
+            "optimizer": r["optimizer"], "lr": r["muon_lr"] or r["lr"], "modulus": r["modulus"], "seed": r["seed"],
+            "train_100_step": r["train_100_step"],
+            "test_accuracy_at_train_100": next(c["test_accuracy"] for c in curves if c["step"] == r["train_100_step"]) if r["train_100_step"] is not None else None,
+            "fourier_share_10pct_step": _first(curves, "fourier_share_90", 0.10),
+            "test_50_step": _first(curves, "test_accuracy", 0.5),
+            "steps_to_95": r["steps_to_95"],
+            "fourier_share_at_95": at_95["fourier_share_90"] if at_95 else None,
+            "fourier_share_max": max(c["fourier_share_90"] for c in curves),
+            "fourier_concentration_mean_final": curves[-1]["fourier_concentration_mean"],
+            "fourier_concentration_mean_init": curves[0]["fourier_concentration_mean"],
+            "final_test_accuracy": curves[-1]["test_accuracy"], "max_steps": r["max_steps"],
+        })
+    return out
+
+
+def optimizers(cells: list[dict]) -> dict:
+    arms = defaultdict(list)
+    for r in cells:
+        arms[f"{r['optimizer']} lr {r['muon_lr'] or r['lr']:g}"].append(r)
+    out = {}
+    for arm, runs in sorted(arms.items()):
+        steps = [r["steps_to_95"] for r in runs]
+        done = [s for s in steps if s is not None]
+        out[arm] = {"seeds": [r["seed"] for r in runs], "steps_to_95": steps, "grokked": len(done), "runs": len(runs),
+                    "median_steps_to_95": statistics.median(done) if len(done) == len(runs) else None,
+                    "mean_steps_to_95": statistics.mean(done) if len(done) == len(runs) else None,
+                    "max_steps": max(r["max_steps"] for r in runs),
+                    "final_test_accuracy": [r["final"]["test_accuracy"] for r in runs],
+                    "cpu_s": sum(r["cpu_s"] for r in runs)}
+    return out
+
+
+def scaling(cells: list[dict]) -> dict:
+    by_modulus = defaultdict(list)
+    for r in cells:
+        by_modulus[r["modulus"]].append(r)
+    rows = []
+    for m, runs in sorted(by_modulus.items()):
+        runs.sort(key=lambda r: r["n_train"])
+        grokked = [r for r in runs if r["grokked"]]
+        failed = [r for r in runs if not r["grokked"]]
+        n_crit = grokked[0]["n_train"] if grokked else None
+        rows.append({"modulus": m, "m_log_m": m * math.log(m), "n_critical": n_crit,
+                     "fraction_critical": grokked[0]["train_fraction"] if grokked else None,
+                     "n_largest_failed": max((r["n_train"] for r in failed), default=None),
+                     "tried": [[r["n_train"], r["grokked"], r["steps_to_95"], round(r["final"]["test_accuracy"], 4)] for r in runs],
+                     "max_steps": max(r["max_steps"] for r in runs)})
+    fit = {}
+    pts = [(r["m_log_m"], r["n_critical"]) for r in rows if r["n_critical"] is not None]
+    if len(pts) >= 2:
+        x, y = np.array(pts).T
+        a0 = float((x @ y) / (x @ x))  # n = a · M ln M
+        a1, b1 = (float(v) for v in np.polyfit(x, y, 1))  # n = a · M ln M + b
+        ms = np.array([r["modulus"] for r in rows if r["n_critical"] is not None], dtype=float)
+        slope, _ = np.polyfit(np.log(ms), np.log(y), 1)  # n ∝ M^slope
+        fit = {"through_origin": {"a": a0, "residuals": (y - a0 * x).tolist(),
+                                  "relative_residuals": ((y - a0 * x) / y).tolist(),
+                                  "r2": float(1 - ((y - a0 * x) ** 2).sum() / ((y - y.mean()) ** 2).sum())},
+               "affine": {"a": a1, "b": b1, "residuals": (y - (a1 * x + b1)).tolist(),
+                          "r2": float(1 - ((y - (a1 * x + b1)) ** 2).sum() / ((y - y.mean()) ** 2).sum())},
+               "power_law_exponent": float(slope)}
+    return {"rows": rows, "fit": fit}
+
+
+def groups(cells: list[dict]) -> list[dict]:
+    return [{"task": r["task"], "group_order": r["group_order"], "train_fraction": r["train_fraction"], "seed": r["seed"],
+             "train_100_step": r["train_100_step"], "steps_to_95": r["steps_to_95"],
+             "final_test_accuracy": r["final"]["test_accuracy"], "max_steps": r["max_steps"]} for r in cells]
+
+
+def plot(results: Path, figures: Path, summary: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures.mkdir(parents=True, exist_ok=True)
+    written = []
+    runs = _cells(results, "stages")
+    if runs:
+        fig, axes = plt.subplots(2, len(runs), figsize=(5.5 * len(runs), 6), sharex=True, squeeze=False)
+        for col, r in enumerate(runs):
+            steps = [c["step"] for c in r["curves"]]
+            top, bottom = axes[0, col], axes[1, col]
+            top.plot(steps, [c["train_accuracy"] for c in r["curves"]], label="train accuracy")
+            top.plot(steps, [c["test_accuracy"] for c in r["curves"]], label="test accuracy")
+            top.set_title(f"{r['optimizer']} (lr {r['muon_lr'] or r['lr']:g}), M={r['modulus']}, {r['train_fraction']:.0%} train")
+            bottom.plot(steps, [c["fourier_share_90"] for c in r["curves"]], label="share of units ≥90 % in one frequency")
+            bottom.plot(steps, [c["fourier_concentration_mean"] for c in r["curves"]], label="mean top-frequency power share")
+            for ax in (top, bottom):
+                for step, style in ((r["train_100_step"], ":"), (r["steps_to_95"], "--")):
+                    if step is not None:
+                        ax.axvline(step, color="grey", linestyle=style, linewidth=1)
+                ax.set_ylim(0, 1.02)
+                ax.legend(fontsize=7, loc="center right")
+            bottom.set_xlabel("full-batch step (dotted: train 100 %, dashed: test 95 %)")
+        fig.tight_layout()
+        fig.savefig(figures / "stages.png", dpi=110)
+        plt.close(fig)
+        written.append("stages.png")
+    arms = summary["optimizers"]
+    if arms:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for i, (arm, row) in enumerate(arms.items()):
+            ys = [s if s is not None else row["max_steps"] for s in row["steps_to_95"]]
+            ax.scatter([i] * len(ys), ys, marker="o", facecolors=["C0" if s is not None else "none" for s in row["steps_to_95"]],
+                       edgecolors="C0")
+        ax.set_xticks(range(len(arms)), list(arms), fontsize=8)
+        ax.set_ylabel("steps to 95 % test accuracy\n(open: not reached by the cap)")
+        fig.tight_layout()
+        fig.savefig(figures / "optimizers.png", dpi=110)
+        plt.close(fig)
+        written.append("optimizers.png")
+    rows, fit = summary["scaling"]["rows"], summary["scaling"]["fit"]
+    if rows and fit:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        x = np.array([r["m_log_m"] for r in rows])
+        ax.scatter(x, [r["n_critical"] for r in rows], label="smallest n that groks")
+        failed = [(r["m_log_m"], r["n_largest_failed"]) for r in rows if r["n_largest_failed"]]
+        if failed:
+            ax.scatter(*zip(*failed), marker="x", color="C3", label="largest n that did not")
+        for r in rows:
+            ax.annotate(f"M={r['modulus']}", (r["m_log_m"], r["n_critical"] or 0), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        grid = np.linspace(0, x.max() * 1.05, 50)
+        ax.plot(grid, fit["through_origin"]["a"] * grid, label=f"fit n = {fit['through_origin']['a']:.2f} M ln M")
+        ax.plot(grid, 2.7482 * grid, linestyle="--", label="reference code's 2.7482 M ln M")
+        ax.set_xlabel("M ln M")
+        ax.set_ylabel("training pairs n")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(figures / "scaling.png", dpi=110)
+        plt.close(fig)
+        written.append("scaling.png")
+    return written
+
+
+def summarise(results: Path, figures: Path) -> dict:
+    summary = {
+        "stages": stages(_cells(results, "stages")),
+        "optimizers": optimizers(_cells(results, "optimizers")),
+        "scaling": scaling(_cells(results, "scaling")),
+        "groups": groups(_cells(results, "groups")),
+    }
+    summary["cpu_s_total"] = sum(r["cpu_s"] for sub in ("stages", "optimizers", "scaling", "groups") for r in _cells(results, sub))
+    summary["figures"] = plot(results, figures, summary)
+    (results / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
