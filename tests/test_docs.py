@@ -154,6 +154,7 @@ def test_documented_scripts_and_recipes_exist():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("launch")  # the docs' torchrun / accelerate launch examples use the fixed rendezvous port
 @pytest.mark.parametrize("doc", dc.documented_files())
 def test_doc_commands_run_as_written(doc, tmp_path):
     """Each command of the doc, in order, in a scratch copy with an empty offline HF cache."""

@@ -225,6 +225,7 @@ def remote_loads(tmp_path_factory):
     return loads, exported
 
 
+@pytest.mark.xdist_group("remote-loads")  # one worker runs the two zoo-less interpreters
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_remote_code_loads_without_zoo(name, remote_loads):
     """The exported repo loads with trust_remote_code where zoo cannot be imported: AutoModel
@@ -560,7 +561,7 @@ def test_a_new_architecture_folder_gets_every_parametrised_test(tmp_path):
         if name[:-3] in "".join(p.read_text() for p in folder.glob("*.py")):  # imported or named
             shutil.copyfile(source, folder / name)
     env = {**os.environ, "ZOO_MODELS_PATH": str(models), "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{Path(__file__)}",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", f"{Path(__file__)}",
                            "-k", "toy_probe", "-m", "not slow", "-rA"],
                           env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -711,6 +712,7 @@ def old_transformers_loads(tmp_path_factory, old_transformers_venv):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("old-transformers")  # one worker builds the venv, once
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_published_repo_loads_on_the_oldest_transformers(name, old_transformers_loads):
     loads, exported = old_transformers_loads

@@ -22,6 +22,9 @@ from safetensors.torch import load_file
 
 from .conftest import REPO_ROOT, TINY_RECIPE, run, run_python
 
+# process groups rendezvous on one fixed port: every launching test runs in one xdist worker
+pytestmark = pytest.mark.xdist_group("launch")
+
 LAUNCH = REPO_ROOT / "zoo" / "training" / "launch"
 CONFIGS = sorted(p.name for p in LAUNCH.glob("*.yaml"))
 KILLED = "tests.toy_trainers:KilledAtStepTrainer"

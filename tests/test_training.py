@@ -51,6 +51,7 @@ def test_eval_metrics_match_an_independent_evaluation(single_run):
     assert accuracy == pytest.approx(reported, abs=1e-9)
 
 
+@pytest.mark.xdist_group("launch")  # a process group on the fixed rendezvous port
 def test_two_processes_match_one_and_split_the_data(single_run, tmp_path):
     recipe, single = single_run
     proc = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "train.py", str(recipe),
@@ -86,6 +87,7 @@ def test_resume_mid_epoch_gives_the_same_weights(single_run, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["history"] == json.loads((single / "metrics.json").read_text())["history"]
 
 
+@pytest.mark.xdist_group("launch")  # a process group on the fixed rendezvous port
 def test_accelerate_launch_passes_mixed_precision_through(single_run, tmp_path):
     recipe, single = single_run
     proc = run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
