@@ -15,7 +15,7 @@ from .runner import run_cli
 
 # Tool modules, in the order they appear in --help. A module that is missing is skipped, so a
 # tool can land on its own.
-TOOL_MODULES = ["depth", "drop", "convergent", "dnr", "sharpness", "geometry"]
+TOOL_MODULES = ["depth", "drop", "convergent", "dnr", "sharpness", "geometry", "interaction_basis"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -398,6 +398,7 @@ _FAMILIES: dict[str, _Family] = {
     "gpt2": _GPT2,
 }
 SUPPORTED_FAMILIES = tuple(_FAMILIES)
+_MLP_DOWN = ("down_proj", "c_proj", "fc2", "dense_4h_to_h")  # the MLP output projection, by family
 
 
 def first_tensor(output: Any) -> torch.Tensor:
@@ -519,6 +520,15 @@ class DecoderAdapter:
     def mlp_norm(self, l: int) -> nn.Module:
         """The pre-norm in front of the MLP (post_attention_layernorm / pre_feedforward_layernorm / ln_2)."""
         return getattr(self.layers[l], self.family.mlp_norm)
+
+    def mlp_down(self, l: int) -> nn.Module:
+        """The MLP's output projection, whose input is the MLP's hidden activations
+        (act(gate)·up in SwiGLU MLPs: ``down_proj``; GPT-2: ``c_proj``)."""
+        mlp = self.mlp(l)
+        for name in _MLP_DOWN:
+            if isinstance(getattr(mlp, name, None), nn.Module):
+                return getattr(mlp, name)
+        raise UserError(f"{type(mlp).__name__} has none of the output projections {', '.join(_MLP_DOWN)}")
 
     def attn_contribution(self, l: int) -> nn.Module:
         """The module whose output is added to the residual stream by the attention sublayer."""
