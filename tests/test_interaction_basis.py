@@ -14,7 +14,7 @@ from torch import nn
 
 from analysis.errors import UserError
 from analysis.interaction_basis import (
-    decoder_mlp_nodes, gini, gradient_gram, interaction_basis, module_nodes, top_k_share)
+    decoder_mlp_nodes, edges_for_share, gini, gradient_gram, interaction_basis, module_nodes, top_k_share)
 
 
 class Chain(nn.Module):
@@ -119,6 +119,7 @@ def test_sparsity_measures():
     assert gini([2, 2, 2]) == pytest.approx(0.0)
     assert top_k_share([1, 2, 3, 4], 2) == pytest.approx(0.7)
     assert top_k_share([1, 2], 10) == pytest.approx(1.0)
+    assert edges_for_share([5, 3, 1, 1], 0.8) == 2 and edges_for_share([5, 3, 1, 1, 0, 0], 0.81) == 3
 
 
 def test_decoder_mlp_sublayer_rmsnorm_swiglu():

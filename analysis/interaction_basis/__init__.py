@@ -7,7 +7,7 @@ between consecutive layers' basis directions, against PCA and the neuron basis.
 =============  ==================================================================================
 ``basis``      pure float64 linear algebra: ``interaction_rotation``, ``gram_eigenbasis``,
                ``neuron_basis``, ``LayerBasis``
-``sparsity``   ``gini``, ``top_k_share``, ``edge_sparsity``
+``sparsity``   ``gini``, ``top_k_share``, ``edges_for_share``, ``edge_sparsity``
 ``collect``    node layers (``Node``, ``module_nodes``, ``decoder_mlp_nodes``) and the streamed
                statistics: ``gram_matrices``, ``gradient_gram``, ``edge_attributions``,
                ``projection_effect``
@@ -23,7 +23,7 @@ from ..lazy import lazy_exports
 _EXPORTS = {
     "add_cli": "cli",
     **{name: "basis" for name in ("LayerBasis", "interaction_rotation", "gram_eigenbasis", "neuron_basis", "eigh_descending")},
-    **{name: "sparsity" for name in ("gini", "top_k_share", "edge_sparsity")},
+    **{name: "sparsity" for name in ("gini", "top_k_share", "edges_for_share", "edge_sparsity")},
     **{name: "collect" for name in ("Node", "module_nodes", "decoder_mlp_nodes", "gram_matrices", "gradient_gram",
                                     "edge_attributions", "projection_effect")},
     **{name: "report" for name in ("interaction_basis", "InteractionReport", "LayerResult", "PairResult",

@@ -94,8 +94,11 @@ def _attach(hooks: Hooks, node: Node, fn: Callable[[torch.Tensor], torch.Tensor 
 
 
 def _rows(tensor: torch.Tensor, node: Node) -> torch.Tensor:
+    """(rows, units): the model's input is one row per example (an image's pixels, flattened)."""
     if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
         raise UserError(f"layer {node.name} does not give a floating-point tensor")
+    if node.where == "input":
+        return tensor.reshape(tensor.shape[0], -1)
     if tensor.ndim not in (2, 3):
         raise UserError(f"layer {node.name} gives {tuple(tensor.shape)} tensors; interaction-basis takes layers "
                         "of (examples, units) or (examples, tokens, units)")
@@ -181,8 +184,7 @@ def _pair(model: nn.Module, batch: dict, main: str, src: Node, dst: Node) -> tup
     if "g" not in captured:
         raise UserError(f"the forward pass never reached {dst.name if 'h' in captured else src.name}")
     h, g = captured["h"], captured["g"]
-    _rows(h, src), _rows(g, dst)
-    if h.shape[:-1] != g.shape[:-1]:
+    if _rows(h, src).shape[0] != _rows(g, dst).shape[0] or (src.where != "input" and h.shape[:-1] != g.shape[:-1]):
         raise UserError(f"layers {src.name} {tuple(h.shape)} and {dst.name} {tuple(g.shape)} do not have the same "
                         "examples (tokens): the interaction basis needs row-wise maps between consecutive layers")
     if not g.requires_grad:
@@ -192,7 +194,7 @@ def _pair(model: nn.Module, batch: dict, main: str, src: Node, dst: Node) -> tup
 
 def _direction_grads(h: torch.Tensor, g: torch.Tensor, directions: torch.Tensor, src: Node, dst: Node):
     """Yield (slice of directions, (n, rows, d_src) float64 gradients ∂(g·c_k)/∂h) in chunks."""
-    rows, d_src = h.numel() // h.shape[-1], h.shape[-1]
+    rows, d_src = _rows(h, src).shape
     k = directions.shape[1]
     chunk = max(1, _ELEMENTS_PER_CHUNK // max(1, rows * d_src))
     directions = directions.to(g.dtype)
@@ -215,12 +217,13 @@ def gradient_gram(model: nn.Module, src: Node, dst: Node, batches: Sequence[dict
     total, n = None, 0
     for batch in _progress(batches, progress, f"gradients {dst.name} → {src.name}"):
         h, g = _pair(model, batch, main, src, dst)
-        m = torch.zeros(h.shape[-1], h.shape[-1], dtype=torch.float64)
+        d = _rows(h, src).shape[1]
+        m = torch.zeros(d, d, dtype=torch.float64)
         for _, grads in _direction_grads(h, g, C, src, dst):
             flat = grads.reshape(-1, grads.shape[-1])
             m += flat.T @ flat
         total = m if total is None else total + m
-        n += h.numel() // h.shape[-1]
+        n += _rows(h, src).shape[0]
     return (total / n).numpy()
 
 
@@ -234,13 +237,13 @@ def edge_attributions(model: nn.Module, src: Node, dst: Node, batches: Sequence[
             for kind, (s, d) in bases.items()}
     for batch in _progress(batches, progress, f"edges {src.name} → {dst.name}"):
         h, g = _pair(model, batch, main, src, dst)
-        coords_rows = h.detach().reshape(-1, h.shape[-1]).double()
+        coords_rows = _rows(h.detach(), src).double()
         for kind, (C_src, P_src, C_dst) in mats.items():
             a = coords_rows @ C_src  # (rows, k_src)
             e = sums.setdefault(kind, torch.zeros(C_dst.shape[1], C_src.shape[1], dtype=torch.float64))
             for where, grads in _direction_grads(h, g, C_dst, src, dst):
                 e[where] += ((grads @ P_src) * a).pow(2).sum(1)
-        n += h.numel() // h.shape[-1]
+        n += coords_rows.shape[0]
     return {kind: (s / n).numpy() for kind, s in sums.items()}
 
 
@@ -256,7 +259,7 @@ def projection_effect(model: nn.Module, src: Node, dst: Node, batches: Sequence[
             captured = {}
 
             def on_src(t):
-                return (t.double() @ P.T).to(t.dtype) if edit else None
+                return (t.double() @ P.T).to(t.dtype) if edit else None  # a layer's units: the last axis
 
             def on_dst(t):
                 captured["g"] = t.detach().double()
@@ -267,7 +270,8 @@ def projection_effect(model: nn.Module, src: Node, dst: Node, batches: Sequence[
                 if src.where == "input":
                     if edit:
                         x = _input_of(model, batch, main)
-                        run_batch = {**batch, main: (x.double() @ P.T).to(x.dtype)}
+                        flat = _rows(x, src).double() @ P.T
+                        run_batch = {**batch, main: flat.reshape(x.shape).to(x.dtype)}
                 else:
                     _attach(hooks, src, on_src)
                 _attach(hooks, dst, on_dst)

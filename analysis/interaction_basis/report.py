@@ -88,11 +88,12 @@ class InteractionReport:
             effect = "–" if layer.projection_effect is None else f"{layer.projection_effect:.2e}"
             lines.append(f"| {layer.name} | {layer.width} | {layer.kept_activations} | {layer.interaction_directions} | "
                          f"{d['interaction']} / {d['pca']} / {d['neuron']} | {effect} |")
-        lines += ["", "| edges | basis | edges | top-10 share | top-1 % share | Gini |", "|---|---|---|---|---|---|"]
+        lines += ["", "| edges | basis | edges | edges for 90 % | top-10 share | top-1 % share | Gini |",
+                  "|---|---|---|---|---|---|---|"]
         for pair in self.pairs:
             for kind in KINDS:
                 s = pair.sparsity[kind]
-                lines.append(f"| {pair.src} → {pair.dst} | {kind} | {s['edges']} | {f(s['top10_share'])} | "
+                lines.append(f"| {pair.src} → {pair.dst} | {kind} | {s['edges']} | {s['edges_for_90pct']} | {f(s['top10_share'])} | "
                              f"{f(s['top1pct_share'])} | {f(s['gini'])} |")
         return "\n".join(lines)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["gini", "top_k_share", "edge_sparsity"]
+__all__ = ["gini", "top_k_share", "edges_for_share", "edge_sparsity"]
 
 TOP_K = (1, 10, 100)
 TOP_FRACTIONS = (0.01, 0.1)
@@ -31,10 +31,22 @@ def top_k_share(values, k: int) -> float:
     return float(np.sort(x)[::-1][:k].sum() / total)
 
 
+def edges_for_share(values, share: float = 0.9) -> int:
+    """The fewest edges that carry ``share`` of Σ|x| (an effective number of interactions: unlike
+    the Gini coefficient it does not change when zero edges are added)."""
+    x = np.sort(np.abs(np.asarray(values, dtype=np.float64)).ravel())[::-1]
+    total = x.sum()
+    if total <= 0:
+        return 0
+    return int(np.searchsorted(np.cumsum(x) / total, share - 1e-12) + 1)
+
+
 def edge_sparsity(edges: np.ndarray) -> dict:
-    """Top-k shares (k = 1, 10, 100 edges and the top 1 % / 10 % of edges), Gini, edge count."""
+    """Top-k shares (k = 1, 10, 100 edges and the top 1 % / 10 % of edges), Gini, the edges that
+    carry 50 % / 90 % of the total, edge count."""
     x = np.abs(np.asarray(edges, dtype=np.float64)).ravel()
-    out = {"edges": int(x.size), "gini": gini(x), "total": float(x.sum())}
+    out = {"edges": int(x.size), "gini": gini(x), "total": float(x.sum()),
+           "edges_for_50pct": edges_for_share(x, 0.5), "edges_for_90pct": edges_for_share(x, 0.9)}
     for k in TOP_K:
         out[f"top{k}_share"] = top_k_share(x, k)
     for f in TOP_FRACTIONS:

@@ -1,0 +1,199 @@
+"""Interaction basis vs PCA vs neurons (Bushnaq et al. 2024) on a modular-addition net and on
+Fashion-MNIST MLPs, at CPU scale.
+
+Cells (one JSON each under experiments/results/interaction_basis/, skipped when present):
+
+- ``modadd``: the zoo's grokking entry (li2_mlp, the li2-mlp-modular-addition recipe: a + b mod 23,
+  one-hot operands, x² hidden layer, no biases, full-batch Adam lr 1e-3, weight decay 1e-4, 60 %
+  of the 529 pairs, 4000 steps) at hidden widths 64 / 128 / 256, trained and at initialisation;
+  node layers input → li2.act → output_layer on all 529 pairs.
+- ``fmnist``: the zoo's mlp (two ReLU hidden layers of equal width, no dropout) on the first
+  10 000 Fashion-MNIST training images, 3 epochs of AdamW (lr 1e-3, batch 128), widths 64 / 128 /
+  256; node layers layers.0.act → layers.1.act → classifier on the first 512 test images.
+
+Every analysis runs the trained net in float64 (analysis.interaction_basis, rtol 1e-10): per layer
+the directions that survive truncation against the width, and per layer pair the sparsity of the
+interaction graph (edges carrying 90 % of the attribution, top-k shares, Gini) in the interaction
+basis, the Gram eigenbasis (PCA) and the neuron basis.
+
+    python experiments/interaction_basis/run.py            # every missing cell (~5 CPU-min)
+    python experiments/interaction_basis/run.py --summary  # summary.json + figures
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "experiments" / "results" / "interaction_basis"
+FIGURES = ROOT / "docs" / "figures" / "interaction_basis"
+KINDS = ("interaction", "pca", "neuron")
+
+
+def _analyse(model, layers, batches, main) -> dict:
+    from analysis.interaction_basis import interaction_basis, module_nodes
+
+    model = model.double().eval()
+    batches = [{main: b[main].double()} for b in batches]
+    report = interaction_basis(model, module_nodes(model, layers), batches, main)
+    data = report.to_json()
+    for pair in data["pairs"]:
+        pair.pop("top_edges")
+    return data
+
+
+def modadd_cell(hidden: int, seed: int, trained: bool) -> dict:
+    import zoo
+    from zoo import data
+
+    splits = data.load("modular_arithmetic", modulus=23, operation="add", train_fraction=0.6, seed=0)
+    train, test = splits["train"][:], splits["test"][:]
+    torch.manual_seed(seed)
+    model = zoo.create_model("li2_mlp", group_order=23, hidden_dim=hidden, activation="quadratic")
+    steps = 4000 if trained else 0
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    for _ in range(steps):
+        loss = model(input_features=train["input_features"], labels=train["labels"]).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        acc = {name: (model(input_features=s["input_features"]).logits.argmax(-1) == s["labels"]).double().mean().item()
+               for name, s in (("train", train), ("test", test))}
+    x = torch.cat([train["input_features"], test["input_features"]])
+    batches = [{"input_features": x[i:i + 256]} for i in range(0, len(x), 256)]
+    return {"model": "li2_mlp", "task": "a+b mod 23", "hidden": hidden, "seed": seed, "steps": steps,
+            "accuracy": acc, "rows": len(x),
+            "analysis": _analyse(model, ["input", "li2.act", "output_layer"], batches, "input_features")}
+
+
+def fmnist_cell(width: int, seed: int) -> dict:
+    import zoo
+    from zoo import data
+
+    splits = data.load("fashion_mnist", limit_train=10_000, limit_test=2_000)
+    train, test = splits["train"][:], splits["test"][:]
+    torch.manual_seed(seed)
+    model = zoo.create_model("mlp", hidden_sizes=[width, width], num_labels=10, dropout=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(3):
+        order = torch.randperm(len(train["labels"]), generator=gen)
+        for i in range(0, len(order), 128):
+            idx = order[i:i + 128]
+            loss = model(pixel_values=train["pixel_values"][idx], labels=train["labels"][idx]).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = (model(pixel_values=test["pixel_values"]).logits.argmax(-1) == test["labels"]).double().mean().item()
+    x = test["pixel_values"][:512]
+    batches = [{"pixel_values": x[i:i + 128]} for i in range(0, len(x), 128)]
+    return {"model": "mlp", "task": "Fashion-MNIST", "hidden": width, "seed": seed, "epochs": 3,
+            "train_examples": 10_000, "accuracy": {"test": acc}, "rows": len(x),
+            "analysis": _analyse(model, ["layers.0.act", "layers.1.act", "classifier"], batches, "pixel_values")}
+
+
+CELLS = ([("modadd", h, 0, t) for h in (64, 128, 256) for t in (True, False)]
+         + [("fmnist", w, 0, True) for w in (64, 128, 256)])
+
+
+def cell_path(kind, width, seed, trained) -> Path:
+    return RESULTS / f"{kind}_w{width}_s{seed}_{'trained' if trained else 'init'}.json"
+
+
+def run(cells) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for kind, width, seed, trained in cells:
+        path = cell_path(kind, width, seed, trained)
+        if path.exists():
+            continue
+        cpu0 = time.process_time()
+        result = modadd_cell(width, seed, trained) if kind == "modadd" else fmnist_cell(width, seed)
+        result["trained"] = trained
+        result["cpu_s"] = time.process_time() - cpu0
+        path.with_suffix(".tmp").write_text(json.dumps(result, indent=1))
+        path.with_suffix(".tmp").replace(path)
+        print(f"{path.name}: {result['cpu_s']:.1f} CPU-s, accuracy {result['accuracy']}", flush=True)
+
+
+def summarise() -> dict:
+    rows = []
+    for path in sorted(RESULTS.glob("*_s*_*.json")):
+        cell = json.loads(path.read_text())
+        a = cell["analysis"]
+        row = {"cell": path.stem, "task": cell["task"], "hidden": cell["hidden"], "trained": cell["trained"],
+               "accuracy": cell["accuracy"], "layers": {}, "pairs": {}}
+        for layer in a["layers"]:
+            row["layers"][layer["name"]] = {k: layer[k] for k in ("width", "kept_activations", "interaction_directions",
+                                                                  "directions_99", "projection_effect")}
+        for pair in a["pairs"]:
+            row["pairs"][f"{pair['src']} -> {pair['dst']}"] = {
+                kind: {k: pair["sparsity"][kind][k] for k in ("edges", "edges_for_90pct", "edges_for_50pct",
+                                                               "top10_share", "top1pct_share", "gini")}
+                for kind in KINDS}
+        rows.append(row)
+    # how often each basis is the sparsest (fewest edges for 90 %, highest Gini) over trained cells' pairs
+    wins = {m: {k: 0 for k in KINDS} for m in ("edges_for_90pct", "gini", "top10_share")}
+    pairs = 0
+    for row in rows:
+        if not row["trained"]:
+            continue
+        for pair in row["pairs"].values():
+            pairs += 1
+            wins["edges_for_90pct"][min(KINDS, key=lambda k: pair[k]["edges_for_90pct"])] += 1
+            wins["gini"][max(KINDS, key=lambda k: pair[k]["gini"])] += 1
+            wins["top10_share"][max(KINDS, key=lambda k: pair[k]["top10_share"])] += 1
+    summary = {"cells": rows, "trained_pairs": pairs, "sparsest_basis_counts": wins}
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1))
+    plot(rows)
+    return summary
+
+
+def plot(rows) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    trained = [r for r in rows if r["trained"]]
+    labels, values = [], {k: [] for k in KINDS}
+    for r in trained:
+        for name, pair in r["pairs"].items():
+            labels.append(f"{'modadd' if 'mod' in r['task'] else 'fmnist'} w{r['hidden']}\n{name.split(' -> ')[1]}")
+            for k in KINDS:
+                values[k].append(pair[k]["edges_for_90pct"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(labels)), 3.2))
+    x = np.arange(len(labels))
+    for i, (k, colour) in enumerate(zip(KINDS, ("tab:red", "tab:blue", "tab:gray"))):
+        ax.bar(x + (i - 1) * 0.27, values[k], 0.27, label=k, color=colour)
+    ax.set_yscale("log")
+    ax.set_xticks(x, labels, fontsize=6)
+    ax.set_ylabel("edges carrying 90 % of attribution", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(FIGURES / "edges_for_90pct.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--summary", action="store_true", help="aggregate the cells into summary.json and figures")
+    parser.add_argument("--only", choices=["modadd", "fmnist"], default=None)
+    args = parser.parse_args()
+    if args.summary:
+        summary = summarise()
+        print(json.dumps(summary["sparsest_basis_counts"], indent=1))
+        return
+    run([c for c in CELLS if args.only in (None, c[0])])
+
+
+if __name__ == "__main__":
+    main()
