@@ -233,16 +233,18 @@ def edge_attributions(model: nn.Module, src: Node, dst: Node, batches: Sequence[
     (LayerBasis objects: coordinates f̂ = Cᵀ f, Jacobians through the reconstruction C_pinvᵀ)."""
     sums: dict[str, torch.Tensor] = {}
     n = 0
-    mats = {kind: (torch.as_tensor(s.C), torch.as_tensor(s.C_pinv.T.copy()), torch.as_tensor(d.C))
+    # the neuron basis (C = I) skips its two products with the identity (d_src² per row and direction)
+    mats = {kind: (None, None, torch.as_tensor(d.C)) if s.kind == "neuron" else
+            (torch.as_tensor(s.C), torch.as_tensor(s.C_pinv.T.copy()), torch.as_tensor(d.C))
             for kind, (s, d) in bases.items()}
     for batch in _progress(batches, progress, f"edges {src.name} → {dst.name}"):
         h, g = _pair(model, batch, main, src, dst)
         coords_rows = _rows(h.detach(), src).double()
         for kind, (C_src, P_src, C_dst) in mats.items():
-            a = coords_rows @ C_src  # (rows, k_src)
-            e = sums.setdefault(kind, torch.zeros(C_dst.shape[1], C_src.shape[1], dtype=torch.float64))
+            a = coords_rows if C_src is None else coords_rows @ C_src  # (rows, k_src)
+            e = sums.setdefault(kind, torch.zeros(C_dst.shape[1], a.shape[1], dtype=torch.float64))
             for where, grads in _direction_grads(h, g, C_dst, src, dst):
-                e[where] += ((grads @ P_src) * a).pow(2).sum(1)
+                e[where] += ((grads if P_src is None else grads @ P_src) * a).pow(2).sum(1)
         n += coords_rows.shape[0]
     return {kind: (s / n).numpy() for kind, s in sums.items()}
 

@@ -11,7 +11,8 @@ Cells (one JSON each under experiments/results/interaction_basis/, skipped when 
   10 000 Fashion-MNIST training images, 3 epochs of AdamW (lr 1e-3, batch 128), widths 64 / 128 /
   256; node layers layers.0.act → layers.1.act → classifier on the first 512 test images.
 - ``smollm2``: the MLP sublayer of SmolLM2-135M-Instruct's decoder layer 15 (RMSNorm + SwiGLU,
-  through the decoder adapter) on 2 built-in prompts of 16 tokens (32 rows).
+  through the decoder adapter) on 2 built-in prompts of 16 tokens and on 4 of 32 (32 / 128 rows:
+  fewer rows than the 576 / 1536 units, so every basis is limited to rank = rows there).
 
 Every analysis runs the trained net in float64 (analysis.interaction_basis, rtol 1e-10): per layer
 the directions that survive truncation against the width, and per layer pair the sparsity of the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -132,18 +134,20 @@ def smollm2_cell(layer: int, num_prompts: int = 2, max_tokens: int = 16) -> dict
 CELLS = ([("modadd", h, 0, t) for h in (64, 128, 256) for t in (True, False)]
          + [("fmnist", w, 0, True) for w in (64, 128, 256)]
          + [("smollm2", 15, 0, True)])
+SMOLLM2_SIZES = [(2, 16), (4, 32)]  # (prompts, tokens): rows = prompts × tokens
 
 
-def cell_path(kind, width, seed, trained) -> Path:
+def cell_path(kind, width, seed, trained, size=None) -> Path:
     if kind == "smollm2":
-        return RESULTS / f"smollm2_layer{width}_s{seed}_trained.json"
+        return RESULTS / f"smollm2_layer{width}_p{size[0]}_t{size[1]}_s{seed}_trained.json"
     return RESULTS / f"{kind}_w{width}_s{seed}_{'trained' if trained else 'init'}.json"
 
 
 def run(cells) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    for kind, width, seed, trained in cells:
-        path = cell_path(kind, width, seed, trained)
+    jobs = [(cell, size) for cell in cells for size in (SMOLLM2_SIZES if cell[0] == "smollm2" else [None])]
+    for (kind, width, seed, trained), size in jobs:
+        path = cell_path(kind, width, seed, trained, size)
         if path.exists():
             continue
         cpu0 = time.process_time()
@@ -152,7 +156,7 @@ def run(cells) -> None:
         elif kind == "fmnist":
             result = fmnist_cell(width, seed)
         else:
-            result = smollm2_cell(width)
+            result = smollm2_cell(width, *size)
         result["trained"] = trained
         result["cpu_s"] = time.process_time() - cpu0
         path.with_suffix(".tmp").write_text(json.dumps(result, indent=1))
@@ -166,6 +170,7 @@ def summarise() -> dict:
         cell = json.loads(path.read_text())
         a = cell["analysis"]
         row = {"cell": path.stem, "task": cell["task"], "hidden": cell["hidden"], "trained": cell["trained"],
+               "rows": cell["rows"],
                "accuracy": cell["accuracy"], "layers": {}, "pairs": {}}
         for layer in a["layers"]:
             row["layers"][layer["name"]] = {k: layer[k] for k in ("width", "kept_activations", "interaction_directions",
@@ -173,24 +178,64 @@ def summarise() -> dict:
         for pair in a["pairs"]:
             row["pairs"][f"{pair['src']} -> {pair['dst']}"] = {
                 kind: {k: pair["sparsity"][kind][k] for k in ("edges", "edges_for_90pct", "edges_for_50pct",
-                                                               "top10_share", "top1pct_share", "gini")}
+                                                               "top1_share", "top10_share", "top1pct_share", "gini")}
                 for kind in KINDS}
         rows.append(row)
-    # how often each basis is the sparsest (fewest edges for 90 %, highest Gini) over trained cells' pairs
-    wins = {m: {k: 0 for k in KINDS} for m in ("edges_for_90pct", "gini", "top10_share")}
-    pairs = 0
-    for row in rows:
-        if not row["trained"]:
-            continue
-        for pair in row["pairs"].values():
-            pairs += 1
-            wins["edges_for_90pct"][min(KINDS, key=lambda k: pair[k]["edges_for_90pct"])] += 1
-            wins["gini"][max(KINDS, key=lambda k: pair[k]["gini"])] += 1
-            wins["top10_share"][max(KINDS, key=lambda k: pair[k]["top10_share"])] += 1
-    summary = {"cells": rows, "trained_pairs": pairs, "sparsest_basis_counts": wins}
+    # how often each basis is the sparsest (fewest edges for 90 %, highest Gini / top-10 share),
+    # over the layer pairs of the trained nets and, apart, of the nets at initialisation
+    counts = {}
+    for state in ("trained", "init"):
+        wins = {m: {k: 0 for k in KINDS} for m in ("edges_for_90pct", "gini", "top10_share")}
+        pairs = 0
+        for row in rows:
+            if row["trained"] != (state == "trained"):
+                continue
+            for pair in row["pairs"].values():
+                pairs += 1
+                wins["edges_for_90pct"][min(KINDS, key=lambda k: pair[k]["edges_for_90pct"])] += 1
+                wins["gini"][max(KINDS, key=lambda k: pair[k]["gini"])] += 1
+                wins["top10_share"][max(KINDS, key=lambda k: pair[k]["top10_share"])] += 1
+        counts[state] = {"pairs": pairs, **wins}
+    summary = {"cells": rows, "sparsest_basis_counts": counts, **_tables(rows)}
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1))
     plot(rows)
     return summary
+
+
+def _short(row) -> str:
+    name = {"a+b mod 23": "modadd", "Fashion-MNIST": "fmnist"}.get(row["task"], "smollm2")
+    if name == "smollm2":
+        return f"smollm2 L15 {row['rows']} tokens"
+    return f"{name} w{row['hidden']} {'trained' if row['trained'] else 'init'}"
+
+
+def _tables(rows) -> dict:
+    """The FINDINGS tables, keyed by their first cell: per layer pair the sparsity in the three
+    bases, per layer the directions surviving truncation."""
+    pairs, layers = {}, {}
+    for row in rows:
+        for name, pair in row["pairs"].items():
+            src, dst = (re.sub(r"^layers\.\d+\.mlp\.", "mlp.", part) for part in name.split(" -> "))
+            pairs[f"{_short(row)} {src} → {dst}"] = {
+                m: [pair[k][m] for k in KINDS] for m in ("edges", "edges_for_90pct", "top1_share", "gini")}
+        for name, layer in row["layers"].items():
+            layers[f"{_short(row)} {name}"] = [layer["width"], layer["kept_activations"], layer["interaction_directions"],
+                                               *(layer["directions_99"][k] for k in KINDS)]
+    return {"pair_table": pairs, "layer_table": layers}
+
+
+def markdown(summary) -> str:
+    """The two tables as FINDINGS writes them (printed by --summary)."""
+    out = ["| cell: layer pair | edges IB / PCA / neuron | edges for 90 % | top-1 edge share | Gini |",
+           "|---|---|---|---|---|"]
+    for key, v in summary["pair_table"].items():
+        out.append(f"| {key} | " + " | ".join(" / ".join(f"{x:.3f}" if isinstance(x, float) else str(x) for x in v[m])
+                                             for m in ("edges", "edges_for_90pct", "top1_share", "gini")) + " |")
+    out += ["", "| cell: layer | width | after activation truncation | interaction directions | 99 % of importance IB / PCA / neuron |",
+            "|---|---|---|---|---|"]
+    for key, v in summary["layer_table"].items():
+        out.append(f"| {key} | {v[0]} | {v[1]} | {v[2]} | {v[3]} / {v[4]} / {v[5]} |")
+    return "\n".join(out)
 
 
 def plot(rows) -> None:
@@ -229,6 +274,7 @@ def main() -> None:
     if args.summary:
         summary = summarise()
         print(json.dumps(summary["sparsest_basis_counts"], indent=1))
+        print(markdown(summary))
         return
     run([c for c in CELLS if args.only in (None, c[0])])
 
