@@ -170,7 +170,7 @@ def summarise() -> dict:
         cell = json.loads(path.read_text())
         a = cell["analysis"]
         row = {"cell": path.stem, "task": cell["task"], "hidden": cell["hidden"], "trained": cell["trained"],
-               "rows": cell["rows"],
+               "rows": cell["rows"], "cpu_s": cell.get("cpu_s", 0.0),
                "accuracy": cell["accuracy"], "layers": {}, "pairs": {}}
         for layer in a["layers"]:
             row["layers"][layer["name"]] = {k: layer[k] for k in ("width", "kept_activations", "interaction_directions",
@@ -196,7 +196,9 @@ def summarise() -> dict:
                 wins["gini"][max(KINDS, key=lambda k: pair[k]["gini"])] += 1
                 wins["top10_share"][max(KINDS, key=lambda k: pair[k]["top10_share"])] += 1
         counts[state] = {"pairs": pairs, **wins}
-    summary = {"cells": rows, "sparsest_basis_counts": counts, **_tables(rows)}
+    summary = {"cells": rows, "sparsest_basis_counts": counts, **_tables(rows),
+               "accuracy": {row["cell"]: row["accuracy"] for row in rows},
+               "cpu_s_total": sum(row["cpu_s"] for row in rows)}
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1))
     plot(rows)
     return summary
@@ -249,8 +251,7 @@ def plot(rows) -> None:
     labels, values = [], {k: [] for k in KINDS}
     for r in trained:
         for name, pair in r["pairs"].items():
-            short = {"a+b mod 23": "modadd", "Fashion-MNIST": "fmnist"}.get(r["task"], "smollm2")
-            labels.append(f"{short} w{r['hidden']}\n{name.split(' -> ')[1].split('.')[-1]}")
+            labels.append(f"{_short(r).replace(' trained', '')}\n{name.split(' -> ')[1].split('.')[-1]}")
             for k in KINDS:
                 values[k].append(pair[k]["edges_for_90pct"])
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(labels)), 3.2))
