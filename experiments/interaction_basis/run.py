@@ -196,7 +196,16 @@ def summarise() -> dict:
                 wins["gini"][max(KINDS, key=lambda k: pair[k]["gini"])] += 1
                 wins["top10_share"][max(KINDS, key=lambda k: pair[k]["top10_share"])] += 1
         counts[state] = {"pairs": pairs, **wins}
-    summary = {"cells": rows, "sparsest_basis_counts": counts, **_tables(rows),
+    tables = _tables(rows)
+    e90 = [v["edges_for_90pct"] for v in tables["pair_table"].values()]
+    ratios = {"edges90_pca_over_ib": [min(e[1] / e[0] for e in e90), max(e[1] / e[0] for e in e90)],
+              "edges90_neuron_over_ib": [min(e[2] / e[0] for e in e90), max(e[2] / e[0] for e in e90)],
+              "edges_pca_over_ib_max": max(v["edges"][1] / v["edges"][0] for v in tables["pair_table"].values()),
+              "top1_ib_not_largest": [k for k, v in tables["pair_table"].items() if v["top1_share"][0] < max(v["top1_share"])]}
+    effects = [layer["projection_effect"] for row in rows for layer in row["layers"].values()
+               if layer["projection_effect"] is not None]
+    summary = {"cells": rows, "sparsest_basis_counts": counts, **tables, "ratios": ratios,
+               "projection_effect_max": max(effects),
                "accuracy": {row["cell"]: row["accuracy"] for row in rows},
                "cpu_s_total": sum(row["cpu_s"] for row in rows)}
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1))
