@@ -154,6 +154,19 @@ def gram_matrices(model: nn.Module, nodes: Sequence[Node], batches: Sequence[dic
     return {name: (s / n).numpy() for name, s in sums.items()}, n
 
 
+def _run_to(model: nn.Module, batch: dict, src: Node, dst: Node, on_src, on_dst) -> None:
+    """One forward pass with ``on_src`` on src (not the model's input: the batch carries that)
+    and ``on_dst`` on dst, which ends the pass by raising _Stop."""
+    with Hooks() as hooks:
+        if src.where != "input":
+            _attach(hooks, src, on_src)
+        _attach(hooks, dst, on_dst)
+        try:
+            model(**batch)
+        except _Stop:
+            pass
+
+
 def _pair(model: nn.Module, batch: dict, main: str, src: Node, dst: Node) -> tuple[torch.Tensor, torch.Tensor]:
     """(src as a leaf that requires grad, dst computed from it) for one batch."""
     captured: dict[str, torch.Tensor] = {}
@@ -173,14 +186,8 @@ def _pair(model: nn.Module, batch: dict, main: str, src: Node, dst: Node) -> tup
         captured["g"] = t
         raise _Stop
 
-    with Hooks() as hooks, torch.enable_grad():
-        if src.where != "input":
-            _attach(hooks, src, on_src)
-        _attach(hooks, dst, on_dst)
-        try:
-            model(**batch)
-        except _Stop:
-            pass
+    with torch.enable_grad():
+        _run_to(model, batch, src, dst, on_src, on_dst)
     if "g" not in captured:
         raise UserError(f"the forward pass never reached {dst.name if 'h' in captured else src.name}")
     h, g = captured["h"], captured["g"]
@@ -268,19 +275,11 @@ def projection_effect(model: nn.Module, src: Node, dst: Node, batches: Sequence[
                 raise _Stop
 
             run_batch = batch
-            with Hooks() as hooks, torch.no_grad():
-                if src.where == "input":
-                    if edit:
-                        x = _input_of(model, batch, main)
-                        flat = _rows(x, src).double() @ P.T
-                        run_batch = {**batch, main: flat.reshape(x.shape).to(x.dtype)}
-                else:
-                    _attach(hooks, src, on_src)
-                _attach(hooks, dst, on_dst)
-                try:
-                    model(**run_batch)
-                except _Stop:
-                    pass
+            if src.where == "input" and edit:
+                x = _input_of(model, batch, main)
+                run_batch = {**batch, main: (_rows(x, src).double() @ P.T).reshape(x.shape).to(x.dtype)}
+            with torch.no_grad():
+                _run_to(model, run_batch, src, dst, on_src, on_dst)
             outputs.append(captured["g"].reshape(-1, captured["g"].shape[-1]))
         changed += float((outputs[1] - outputs[0]).pow(2).sum())
         spread += float((outputs[0] - outputs[0].mean(0)).pow(2).sum())

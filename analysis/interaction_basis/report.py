@@ -64,17 +64,9 @@ class InteractionReport:
     edges: dict = field(default_factory=dict, repr=False)  # {(src, dst): {kind: array}} (edges.npz)
 
     def to_json(self) -> dict:
-        def clean(value):
-            if isinstance(value, float) and not math.isfinite(value):
-                return None
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            if isinstance(value, (list, tuple)):
-                return [clean(v) for v in value]
-            return value
+        from ..convergent.report import jsonable  # the one JSON cleaner (numpy scalars, nan → null)
 
-        data = {k: v for k, v in asdict(self).items() if k not in ("bases", "edges")}
-        return clean(data)
+        return jsonable({k: v for k, v in asdict(self).items() if k not in ("bases", "edges")})
 
     def summary_markdown(self) -> str:
         def f(v):
