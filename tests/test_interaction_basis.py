@@ -185,3 +185,17 @@ def test_cli_writes_results_and_refuses_bad_input_without_output(li2_folder, tmp
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
         assert not bad.exists() and not list(tmp_path.glob(".interaction-basis-*"))
+
+
+def test_cli_decoder_mlp_sublayer(tmp_path, capsys):
+    from analysis.cli import main
+    from analysis.testing import save_tiny
+
+    folder = save_tiny(str(tmp_path / "llama"), "llama", num_layers=2)
+    common = ["interaction-basis", "--model", folder, "--num-prompts", "2", "--max-tokens", "8", "--quiet", "--no-plots"]
+    assert main(common + ["--mlp-layer", "1", "--out", str(tmp_path / "ok")]) == 0
+    result = json.loads((tmp_path / "ok" / "results.json").read_text())
+    assert [layer["name"] for layer in result["layers"]] == [f"layers.1.mlp.{p}" for p in ("input", "hidden", "output")]
+    assert result["rows"] == 16 and result["settings"]["family"] == "llama"
+    assert main(common + ["--mlp-layer", "7", "--out", str(tmp_path / "bad")]) == 2
+    assert "out of range: the model has layers 0..1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
