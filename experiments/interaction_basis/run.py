@@ -5,11 +5,13 @@ Cells (one JSON each under experiments/results/interaction_basis/, skipped when 
 
 - ``modadd``: the zoo's grokking entry (li2_mlp, the li2-mlp-modular-addition recipe: a + b mod 23,
   one-hot operands, x² hidden layer, no biases, full-batch Adam lr 1e-3, weight decay 1e-4, 60 %
-  of the 529 pairs, 4000 steps) at hidden widths 64 / 128 / 256, trained and at initialisation;
+  of the 529 pairs, 4000 steps) at hidden widths 64 / 128 / 256, trained and at initialisation,
+  seeds 0 / 1 / 2 (Fashion-MNIST too);
   node layers input → li2.act → output_layer on all 529 pairs.
 - ``fmnist``: the zoo's mlp (two ReLU hidden layers of equal width, no dropout) on the first
   10 000 Fashion-MNIST training images, 3 epochs of AdamW (lr 1e-3, batch 128), widths 64 / 128 /
-  256; node layers layers.0.act → layers.1.act → classifier on the first 512 test images.
+  256, trained and at initialisation; node layers layers.0.act → layers.1.act → classifier on the
+  first 512 test images.
 - ``smollm2``: the MLP sublayer of SmolLM2-135M-Instruct's decoder layer 15 (RMSNorm + SwiGLU,
   through the decoder adapter) on 2 built-in prompts of 16 tokens and on 4 of 32 (32 / 128 rows:
   fewer rows than the 576 / 1536 units, so every basis is limited to rank = rows there).
@@ -76,7 +78,7 @@ def modadd_cell(hidden: int, seed: int, trained: bool) -> dict:
             "analysis": _analyse(model, ["input", "li2.act", "output_layer"], batches, "input_features")}
 
 
-def fmnist_cell(width: int, seed: int) -> dict:
+def fmnist_cell(width: int, seed: int, trained: bool = True) -> dict:
     import zoo
     from zoo import data
 
@@ -86,7 +88,7 @@ def fmnist_cell(width: int, seed: int) -> dict:
     model = zoo.create_model("mlp", hidden_sizes=[width, width], num_labels=10, dropout=0.0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(3):
+    for _ in range(3 if trained else 0):
         order = torch.randperm(len(train["labels"]), generator=gen)
         for i in range(0, len(order), 128):
             idx = order[i:i + 128]
@@ -99,7 +101,7 @@ def fmnist_cell(width: int, seed: int) -> dict:
         acc = (model(pixel_values=test["pixel_values"]).logits.argmax(-1) == test["labels"]).double().mean().item()
     x = test["pixel_values"][:512]
     batches = [{"pixel_values": x[i:i + 128]} for i in range(0, len(x), 128)]
-    return {"model": "mlp", "task": "Fashion-MNIST", "hidden": width, "seed": seed, "epochs": 3,
+    return {"model": "mlp", "task": "Fashion-MNIST", "hidden": width, "seed": seed, "epochs": 3 if trained else 0,
             "train_examples": 10_000, "accuracy": {"test": acc}, "rows": len(x),
             "analysis": _analyse(model, ["layers.0.act", "layers.1.act", "classifier"], batches, "pixel_values")}
 
@@ -131,8 +133,8 @@ def smollm2_cell(layer: int, num_prompts: int = 2, max_tokens: int = 16) -> dict
             "analysis": data}
 
 
-CELLS = ([("modadd", h, 0, t) for h in (64, 128, 256) for t in (True, False)]
-         + [("fmnist", w, 0, True) for w in (64, 128, 256)]
+CELLS = ([("modadd", h, s, t) for s in (0, 1, 2) for h in (64, 128, 256) for t in (True, False)]
+         + [("fmnist", w, s, t) for s in (0, 1, 2) for w in (64, 128, 256) for t in (True, False)]
          + [("smollm2", 15, 0, True)])
 SMOLLM2_SIZES = [(2, 16), (4, 32)]  # (prompts, tokens): rows = prompts × tokens
 
@@ -154,7 +156,7 @@ def run(cells) -> None:
         if kind == "modadd":
             result = modadd_cell(width, seed, trained)
         elif kind == "fmnist":
-            result = fmnist_cell(width, seed)
+            result = fmnist_cell(width, seed, trained)
         else:
             result = smollm2_cell(width, *size)
         result["trained"] = trained
@@ -170,7 +172,7 @@ def summarise() -> dict:
         cell = json.loads(path.read_text())
         a = cell["analysis"]
         row = {"cell": path.stem, "task": cell["task"], "hidden": cell["hidden"], "trained": cell["trained"],
-               "rows": cell["rows"], "cpu_s": cell.get("cpu_s", 0.0),
+               "rows": cell["rows"], "cpu_s": cell.get("cpu_s", 0.0), "seed": cell.get("seed", 0),
                "accuracy": cell["accuracy"], "layers": {}, "pairs": {}}
         for layer in a["layers"]:
             row["layers"][layer["name"]] = {k: layer[k] for k in ("width", "kept_activations", "interaction_directions",
@@ -217,7 +219,7 @@ def _short(row) -> str:
     name = {"a+b mod 23": "modadd", "Fashion-MNIST": "fmnist"}.get(row["task"], "smollm2")
     if name == "smollm2":
         return f"smollm2 L15 {row['rows']} tokens"
-    return f"{name} w{row['hidden']} {'trained' if row['trained'] else 'init'}"
+    return f"{name} w{row['hidden']} {'trained' if row['trained'] else 'init'}" + (f" seed {row['seed']}" if row["seed"] else "")
 
 
 def _tables(rows) -> dict:
