@@ -170,12 +170,14 @@ def test_cli_writes_results_and_refuses_bad_input_without_output(li2_folder, tmp
     common = ["interaction-basis", "--model", li2_folder, "--data", "modular_arithmetic",
               "--data-option", "modulus=5", "--split", "train", "--quiet"]
     out = tmp_path / "ok"
-    assert main(common + ["--layers", "input", "li2.act", "output_layer", "--out", str(out), "--no-plots"]) == 0
+    assert main(common + ["--layers", "input", "li2.act", "output_layer", "--out", str(out), "--no-plots",
+                          "--integration-steps", "4"]) == 0
     result = json.loads((out / "results.json").read_text())
     assert [layer["name"] for layer in result["layers"]] == ["input", "li2.act", "output_layer"]
     # two one-hot blocks that each sum to 1: the input Gram has rank 2·5 − 1
     assert result["layers"][0]["width"] == 10 and result["layers"][0]["kept_activations"] == 9
     assert set(result["pairs"][0]["sparsity"]) == {"interaction", "pca", "neuron"}
+    assert result["attribution"] == "integrated gradients (4 midpoint steps)"
     for args, message in (
         (["--layers", "input", "li2.actt"], "has no layer 'li2.actt'"),
         (["--mlp-layer", "0"], "not a decoder language model"),
@@ -199,3 +201,21 @@ def test_cli_decoder_mlp_sublayer(tmp_path, capsys):
     assert result["rows"] == 16 and result["settings"]["family"] == "llama"
     assert main(common + ["--mlp-layer", "7", "--out", str(tmp_path / "bad")]) == 2
     assert "out of range: the model has layers 0..1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_integrated_gradient_edges_satisfy_completeness():
+    """One input unit: the integrated-gradient attribution x·∫∂g/∂x(αx)dα is g(x) − g(0) exactly
+    (completeness), so the squared edge is E[(g(x) − g(0))²], computed here in numpy."""
+    from analysis.interaction_basis import edge_attributions, neuron_basis
+
+    rng = np.random.default_rng(2)
+    W1 = rng.normal(size=(3, 1))
+    net = Chain(W1, np.eye(3), tanh=True)
+    x = rng.normal(size=(64, 1)) * 2
+    nodes = module_nodes(net, ["input", "act"])
+    neurons = {"neuron": (neuron_basis(np.eye(1)), neuron_basis(np.eye(3)))}
+    edges = edge_attributions(net, nodes[0], nodes[1], _batches(x, 32), "input_features", neurons,
+                              integration_steps=200)["neuron"]
+    assert np.allclose(edges[:, 0], (np.tanh(x @ W1.T) ** 2).mean(0), rtol=1e-4)
+    plain = edge_attributions(net, nodes[0], nodes[1], _batches(x, 32), "input_features", neurons)["neuron"]
+    assert not np.allclose(plain, edges, rtol=1e-2)  # gradient × activation differs for tanh

@@ -17,6 +17,7 @@ def _validate(args: argparse.Namespace) -> None:
                             "(a decoder LM's MLP sublayer, on prompts)")
     runner.check_at_least(args, "batch_size", "limit", "num_prompts")
     runner.check_at_least(args, "max_tokens", minimum=2)
+    runner.check_at_least(args, "integration_steps", minimum=0)
     if not 0 < args.rtol < 1:
         raise AnalysisError("--rtol must be between 0 and 1")
     if args.layers:
@@ -72,7 +73,8 @@ def _run(args: argparse.Namespace, run: runner.Run) -> int:
     from .report import interaction_basis
 
     model, nodes, batches, main, settings = (_decoder if args.mlp_layer is not None else _zoo_model)(args, run)
-    report = interaction_basis(model, nodes, batches, main, rtol=args.rtol, model_name=args.model, progress=run.progress)
+    report = interaction_basis(model, nodes, batches, main, rtol=args.rtol, model_name=args.model, progress=run.progress,
+                               integration_steps=args.integration_steps)
     report.settings = settings
     with run.staging() as folder:
         report.write(folder, plots=not args.no_plots)
@@ -105,4 +107,6 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--max-tokens", type=int, default=None, help="tokens per prompt (default 32)")
     parser.add_argument("--rtol", type=float, default=1e-10,
                         help="drop eigen-directions below rtol x the largest eigenvalue (default 1e-10)")
+    parser.add_argument("--integration-steps", type=int, default=0,
+                        help="edges by integrated gradients over N midpoint steps (default 0: gradient x activation)")
     parser.add_argument("--no-plots", action="store_true")

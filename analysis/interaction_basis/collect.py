@@ -167,16 +167,17 @@ def _run_to(model: nn.Module, batch: dict, src: Node, dst: Node, on_src, on_dst)
             pass
 
 
-def _pair(model: nn.Module, batch: dict, main: str, src: Node, dst: Node) -> tuple[torch.Tensor, torch.Tensor]:
-    """(src as a leaf that requires grad, dst computed from it) for one batch."""
+def _pair(model: nn.Module, batch: dict, main: str, src: Node, dst: Node,
+          scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(src, times ``scale``, as a leaf that requires grad; dst computed from it) for one batch."""
     captured: dict[str, torch.Tensor] = {}
     if src.where == "input":
-        leaf = _input_of(model, batch, main).detach().requires_grad_(True)
+        leaf = (_input_of(model, batch, main).detach() * scale).requires_grad_(True)
         batch = {**batch, main: leaf}
         captured["h"] = leaf
 
     def on_src(t):
-        leaf = t.detach().requires_grad_(True)
+        leaf = (t.detach() * scale).requires_grad_(True)
         captured["h"] = leaf
         return leaf
 
@@ -235,9 +236,15 @@ def gradient_gram(model: nn.Module, src: Node, dst: Node, batches: Sequence[dict
 
 
 def edge_attributions(model: nn.Module, src: Node, dst: Node, batches: Sequence[dict], main: str,
-                      bases: dict[str, tuple[Any, Any]], *, progress: bool = False) -> dict[str, np.ndarray]:
+                      bases: dict[str, tuple[Any, Any]], *, progress: bool = False,
+                      integration_steps: int = 0) -> dict[str, np.ndarray]:
     """{kind: (k_dst, k_src) E[(∂f̂_dst,k/∂f̂_src,i · f̂_src,i)²]} for ``bases`` {kind: (src basis, dst basis)}
-    (LayerBasis objects: coordinates f̂ = Cᵀ f, Jacobians through the reconstruction C_pinvᵀ)."""
+    (LayerBasis objects: coordinates f̂ = Cᵀ f, Jacobians through the reconstruction C_pinvᵀ).
+
+    ``integration_steps`` N > 0: integrated gradients instead, the gradient averaged over src
+    scaled by αⱼ = (j + ½)/N (midpoint rule from 0 to the data), as the reference's squared edges:
+    E[(f̂_src,i ∫₀¹ ∂f̂_dst,k/∂f̂_src,i(α f) dα)²]. For a linear map the two are the same."""
+    alphas = [1.0] if integration_steps <= 0 else [(j + 0.5) / integration_steps for j in range(integration_steps)]
     sums: dict[str, torch.Tensor] = {}
     n = 0
     # the neuron basis (C = I) skips its two products with the identity (d_src² per row and direction)
@@ -245,12 +252,14 @@ def edge_attributions(model: nn.Module, src: Node, dst: Node, batches: Sequence[
             (torch.as_tensor(s.C), torch.as_tensor(s.C_pinv.T.copy()), torch.as_tensor(d.C))
             for kind, (s, d) in bases.items()}
     for batch in _progress(batches, progress, f"edges {src.name} → {dst.name}"):
-        h, g = _pair(model, batch, main, src, dst)
-        coords_rows = _rows(h.detach(), src).double()
+        pairs = [_pair(model, batch, main, src, dst, scale=alpha) for alpha in alphas]
+        coords_rows = _rows(pairs[-1][0].detach(), src).double() / alphas[-1]
         for kind, (C_src, P_src, C_dst) in mats.items():
             a = coords_rows if C_src is None else coords_rows @ C_src  # (rows, k_src)
             e = sums.setdefault(kind, torch.zeros(C_dst.shape[1], a.shape[1], dtype=torch.float64))
-            for where, grads in _direction_grads(h, g, C_dst, src, dst):
+            # the same direction chunks at every α (same shapes): average the gradients over α
+            for chunks in zip(*(_direction_grads(h, g, C_dst, src, dst) for h, g in pairs)):
+                where, grads = chunks[0][0], sum(c[1] for c in chunks) / len(chunks)
                 e[where] += ((grads if P_src is None else grads @ P_src) * a).pow(2).sum(1)
         n += coords_rows.shape[0]
     return {kind: (s / n).numpy() for kind, s in sums.items()}

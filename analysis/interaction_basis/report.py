@@ -59,6 +59,7 @@ class InteractionReport:
     rtol: float
     layers: list[LayerResult]
     pairs: list[PairResult]
+    attribution: str = "gradient x activation"  # how the edges were computed
     settings: dict = field(default_factory=dict)
     bases: dict = field(default_factory=dict, repr=False)  # {layer: {kind: LayerBasis}} (not in JSON)
     edges: dict = field(default_factory=dict, repr=False)  # {(src, dst): {kind: array}} (edges.npz)
@@ -72,7 +73,7 @@ class InteractionReport:
         def f(v):
             return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.3f}"
 
-        lines = [f"Interaction basis of {self.model} on {self.rows} rows (rtol {self.rtol:g})", "",
+        lines = [f"Interaction basis of {self.model} on {self.rows} rows (rtol {self.rtol:g}; edges: {self.attribution})", "",
                  "| layer | width | after activation degeneracy | interaction directions | 99 % importance (IB / PCA / neuron) | projection effect |",
                  "|---|---|---|---|---|---|"]
         for layer in self.layers:
@@ -113,10 +114,12 @@ def _top_edges(edges: np.ndarray, n: int = TOP_EDGES) -> list:
 
 def interaction_basis(model, nodes: Sequence[Node], batches: Sequence[dict], main: str, *,
                       rtol: float = _basis.DEFAULT_RTOL, model_name: str = "model",
-                      progress: bool = False, projection_check: bool = True) -> InteractionReport:
+                      progress: bool = False, projection_check: bool = True,
+                      integration_steps: int = 0) -> InteractionReport:
     """The interaction basis of each node layer (``nodes`` in forward order; see
     analysis.interaction_basis.collect for what a node is) from ``batches`` (a list of dicts of
-    model inputs; ``main`` is the input that 'input' nodes read), and the interaction graphs."""
+    model inputs; ``main`` is the input that 'input' nodes read), and the interaction graphs
+    (edges: gradient × activation, or integrated gradients over ``integration_steps`` steps)."""
     batches = list(batches)
     grams, rows = gram_matrices(model, nodes, batches, main, progress=progress)
     bases: dict[str, dict] = {}
@@ -149,8 +152,11 @@ def interaction_basis(model, nodes: Sequence[Node], batches: Sequence[dict], mai
     for src, dst in zip(nodes[:-1], nodes[1:]):
         by_kind = edge_attributions(model, src, dst, batches, main,
                                     {kind: (bases[src.name][kind], bases[dst.name][kind]) for kind in KINDS},
-                                    progress=progress)
+                                    progress=progress, integration_steps=integration_steps)
         edges[(src.name, dst.name)] = by_kind
         pairs.append(PairResult(src.name, dst.name, {k: edge_sparsity(v) for k, v in by_kind.items()},
                                 {k: _top_edges(v) for k, v in by_kind.items()}))
-    return InteractionReport(model=model_name, rows=rows, rtol=rtol, layers=layers, pairs=pairs, bases=bases, edges=edges)
+    attribution = ("gradient x activation" if integration_steps <= 0
+                   else f"integrated gradients ({integration_steps} midpoint steps)")
+    return InteractionReport(model=model_name, rows=rows, rtol=rtol, layers=layers, pairs=pairs, attribution=attribution,
+                             bases=bases, edges=edges)
