@@ -140,6 +140,10 @@ def _draw_wire(ax, wire: Wire, target: Operation, centres, FancyArrowPatch) -> N
         ax.add_patch(FancyArrowPatch((x0 + offset, y0 - BOX_HEIGHT / 2), (x1 + offset, y1 + BOX_HEIGHT / 2),
                                      connectionstyle=f"arc3,rad={rad}", arrowstyle="-|>" if i == axes - 1 else "-",
                                      mutation_scale=7, color=colour, linewidth=0.9, zorder=1))
-    mid_x = (x0 + x1) / 2 + (rad * (y0 - y1) * 0.5 if skip else 0.0)
-    ax.text(mid_x + axes * AXIS_GAP / 2 + 0.08, (y0 + y1) / 2, label, fontsize=6.5, ha="left", va="center",
+    if skip:  # beside the arc's bulge (arc3 bends a downward wire to its left for rad > 0)
+        bulge = (x0 + x1) / 2 - rad * (y0 - y1) * 0.5
+        x_text, align = (bulge - axes * AXIS_GAP / 2 - 0.08, "right") if rad > 0 else (bulge + axes * AXIS_GAP / 2 + 0.08, "left")
+    else:
+        x_text, align = (x0 + x1) / 2 + axes * AXIS_GAP / 2 + 0.08, "left"
+    ax.text(x_text, (y0 + y1) / 2, label, fontsize=6.5, ha=align, va="center",
             color="#333333", zorder=4, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8})
