@@ -38,7 +38,8 @@ def test_repo_folder_and_model_card(trained, tmp_path):
     code = {p.name for p in get_architecture("mlp").code_files}  # the architecture's import closure
     assert {"configuration_mlp.py", "modeling_mlp.py"} <= code
     names = {p.name for p in repo.iterdir()} - {"preprocessor_config.json"}  # the models area adds that one
-    assert names == code | {"README.md", "config.json", "model.safetensors", "metrics.json", "recipe.yaml", "training_curves.png"}
+    assert names == code | {"README.md", "config.json", "model.safetensors", "metrics.json", "recipe.yaml",
+                            "training_curves.png", "circuit_diagram.png"}
     config = json.loads((repo / "config.json").read_text())
     assert set(config["auto_map"]) >= {"AutoConfig", "AutoModel", "AutoModelForImageClassification"}
     assert config["auto_map"]["AutoModelForImageClassification"] == "modeling_mlp.MLPForImageClassification"
@@ -292,6 +293,10 @@ def test_card_embeds_the_curve_plot(trained, tmp_path):
     readme = (repo / "README.md").read_text()
     assert "![training curves](training_curves.png)" in readme
     assert hashlib.sha256(png.read_bytes()).hexdigest() in readme
+    # the architecture's circuit diagram, drawn from the repo's own config (tests/test_diagram.py checks its content)
+    diagram = repo / "circuit_diagram.png"
+    assert diagram.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "![neural circuit diagram](circuit_diagram.png)" in readme
+    assert hashlib.sha256(diagram.read_bytes()).hexdigest() in readme
     # the plot is drawn from the curves: per-epoch history alone gives another picture
     plot_curves(metrics, tmp_path / "history.png")
     assert (tmp_path / "history.png").read_bytes() != png.read_bytes()

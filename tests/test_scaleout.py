@@ -1,11 +1,10 @@
-"""Scaling out through accelerate: the launch configs in zoo/training/launch/, DDP over two CPU
-processes from its config file (same weights as one process, a crash mid-run resumed, the
-published repo loading without zoo), and the launches that would silently do something else
-than they ask (FSDP or DeepSpeed on a CPU-only machine, FSDP with a trainer that cannot shard,
-more processes than examples) refused before anything is written.
-
-FSDP itself is not run here: accelerate applies it on accelerators only (its MULTI_CPU mode
-wraps the model in DistributedDataParallel and ignores the FSDP plugin), and CI has no GPU.
+"""Scaling out through accelerate: the launch configs in zoo/training/launch/; DDP and FSDP2 over
+two CPU processes from their config files (same weights as one process after a crash mid-run
+and a resume, sharded checkpoints and halved per-process state under FSDP2, bf16 from the
+launcher saving float32 weights, the published repo loading without zoo); and the launches that
+would silently do something else than they ask (FSDP1 or DeepSpeed on a CPU-only machine, FSDP
+with a trainer that cannot shard, more processes than examples) refused before anything is
+written. The GPU configs are not run here (CI has no GPU).
 """
 from __future__ import annotations
 
@@ -42,58 +41,97 @@ def max_difference(a: Path, b: Path) -> float:
 
 
 def test_launch_configs_are_what_the_docs_say():
-    assert CONFIGS == ["cpu-1.yaml", "cpu-ddp.yaml", "gpu-ddp.yaml", "gpu-fsdp2.yaml"]
+    assert CONFIGS == ["cpu-1.yaml", "cpu-ddp.yaml", "cpu-fsdp2.yaml", "gpu-ddp.yaml", "gpu-fsdp2.yaml"]
     configs = {name: load_config_from_file(str(LAUNCH / name)) for name in CONFIGS}  # accelerate's own reader
     # several local processes come from accelerate's multi-GPU launcher (torchrun) only; on a machine
     # without GPUs they run on CPU (the DDP test below checks that 2 processes ran)
-    assert [configs[n].distributed_type.value for n in CONFIGS] == ["NO", "MULTI_GPU", "MULTI_GPU", "FSDP"]
-    assert [configs[n].use_cpu for n in CONFIGS] == [True, False, False, False]
-    assert configs["cpu-1.yaml"].num_processes == 1 and configs["cpu-ddp.yaml"].num_processes == 2
-    fsdp = configs["gpu-fsdp2.yaml"].fsdp_config
-    assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_auto_wrap_policy"] == "SIZE_BASED_WRAP"
-    assert fsdp["fsdp_state_dict_type"] == "SHARDED_STATE_DICT"
+    assert [configs[n].distributed_type.value for n in CONFIGS] == ["NO", "MULTI_GPU", "FSDP", "MULTI_GPU", "FSDP"]
+    assert [configs[n].use_cpu for n in CONFIGS] == [True, False, False, False, False]
+    assert [configs[n].num_processes for n in CONFIGS] == [1, 2, 2, 2, 2]
+    for name in ("cpu-fsdp2.yaml", "gpu-fsdp2.yaml"):
+        fsdp = configs[name].fsdp_config
+        assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_auto_wrap_policy"] == "SIZE_BASED_WRAP"
+        assert fsdp["fsdp_state_dict_type"] == "SHARDED_STATE_DICT"
+    assert configs["cpu-fsdp2.yaml"].fsdp_config == configs["gpu-fsdp2.yaml"].fsdp_config
     guide = (REPO_ROOT / "docs" / "scaling.md").read_text()
     assert all(f"zoo/training/launch/{name}" in guide for name in CONFIGS)
 
 
-@pytest.fixture(scope="module")
-def killed_and_resumed(tmp_path_factory):
-    """The tiny recipe under DDP on 2 CPU processes (cpu-ddp.yaml), SIGKILLed during step 25 with
+def kill_and_resume(folder: Path, config: str):
+    """The tiny recipe launched with `config` on 2 CPU processes, SIGKILLed during step 25 with
     the checkpoints of steps 20 and 22 (the epoch end) on disk, then resumed with the same launch."""
-    folder = tmp_path_factory.mktemp("ddp")
     recipe = folder / "tiny.yaml"
     recipe.write_text(yaml.safe_dump({**TINY_RECIPE, "training": {**TINY_RECIPE["training"], "trainer": KILLED}}))
     out = folder / "out"
-    killed = accelerate_launch("cpu-ddp.yaml", str(recipe), f"output_dir={out}",
-                               env={**os.environ, "ZOO_TEST_KILL_AT_STEP": "25"})
+    killed = accelerate_launch(config, str(recipe), f"output_dir={out}", env={**os.environ, "ZOO_TEST_KILL_AT_STEP": "25"})
     after_kill = {"checkpoints": sorted(p.name for p in (out / "checkpoints").iterdir()),
-                  "final model": (out / "model.safetensors").exists()}
-    resumed = accelerate_launch("cpu-ddp.yaml", str(recipe), f"output_dir={out}", "--resume")
+                  "final model": (out / "model.safetensors").exists(),
+                  "step_22": sorted(p.name for p in (out / "checkpoints" / "step_22").iterdir())}
+    resumed = accelerate_launch(config, str(recipe), f"output_dir={out}", "--resume")
     return killed, after_kill, resumed, out
 
 
-def test_ddp_from_the_config_file_matches_one_process_after_a_kill_and_resume(killed_and_resumed, single_run):
-    killed, after_kill, resumed, out = killed_and_resumed
-    _, single = single_run
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    return kill_and_resume(tmp_path_factory.mktemp("ddp"), "cpu-ddp.yaml")
+
+
+@pytest.fixture(scope="module")
+def fsdp_killed_and_resumed(tmp_path_factory):
+    return kill_and_resume(tmp_path_factory.mktemp("fsdp"), "cpu-fsdp2.yaml")
+
+
+def check_matches_one_process(killed, after_kill, resumed, out, single) -> dict:
     assert killed.returncode != 0 and "SIGKILL" in killed.stderr
-    assert after_kill == {"checkpoints": ["step_20", "step_22"], "final model": False}  # every 10 steps + epoch end, 2 kept
+    assert {k: after_kill[k] for k in ("checkpoints", "final model")} == {"checkpoints": ["step_20", "step_22"],
+                                                                        "final model": False}  # every 10 steps + epoch end, 2 kept
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stdout + resumed.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_processes"] == 2 and metrics["finished"] and metrics["step"] == 44
-    # same global batches, gradients averaged by DDP: one process's weights, to float rounding
+    # same global batches, gradients averaged over the processes: one process's weights, to float rounding
     assert max_difference(out, single) < 1e-5
     one = json.loads((single / "metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [h["epoch"] for h in one["history"]]
     assert metrics["final"]["eval_accuracy"] == pytest.approx(one["final"]["eval_accuracy"], abs=1e-3)
+    return metrics
 
 
-def test_a_ddp_run_publishes_a_full_repo_that_loads_without_zoo(killed_and_resumed, tmp_path, hf_env):
+def test_ddp_from_the_config_file_matches_one_process_after_a_kill_and_resume(killed_and_resumed, single_run):
+    _, single = single_run
+    metrics = check_matches_one_process(*killed_and_resumed, single)
+    assert metrics["sharding"] is None
+    assert "model.safetensors" in killed_and_resumed[1]["step_22"]  # DDP checkpoints hold whole weights
+    one = json.loads((single / "metrics.json").read_text())["memory_per_process"]
+    assert [m["parameter_bytes"] for m in metrics["memory_per_process"]] == [one[0]["parameter_bytes"]] * 2
+
+
+def test_fsdp2_on_two_cpu_processes_matches_one_process_after_a_kill_and_resume(fsdp_killed_and_resumed,
+                                                                                killed_and_resumed, single_run):
+    _, single = single_run
+    metrics = check_matches_one_process(*fsdp_killed_and_resumed, single)
+    assert metrics["sharding"] == "FSDP2"
+    # sharded checkpoints: torch.distributed.checkpoint folders of model and optimiser shards
+    assert {"pytorch_model_fsdp_0", "optimizer_0"} <= set(fsdp_killed_and_resumed[1]["step_22"])
+    assert "model.safetensors" not in fsdp_killed_and_resumed[1]["step_22"]
+    # each process holds half of the weights and of the optimiser state that each DDP process holds
+    ddp = json.loads((killed_and_resumed[3] / "metrics.json").read_text())["memory_per_process"]
+    for fsdp, whole in zip(metrics["memory_per_process"], ddp):
+        for key in ("parameter_bytes", "optimizer_state_bytes"):
+            assert 0.45 * whole[key] <= fsdp[key] <= 0.55 * whole[key], (key, fsdp, whole)
+    # the final model is gathered into one full float32 file
+    saved = load_file(str(fsdp_killed_and_resumed[3] / "model.safetensors"))
+    assert {k: (tuple(v.shape), v.dtype) for k, v in saved.items()} == \
+        {k: (tuple(v.shape), v.dtype) for k, v in load_file(str(single / "model.safetensors")).items()}
+
+
+@pytest.mark.parametrize("launched", ["killed_and_resumed", "fsdp_killed_and_resumed"])
+def test_a_multi_process_run_publishes_a_full_repo_that_loads_without_zoo(launched, request, tmp_path, hf_env):
     from transformers import AutoModelForImageClassification
 
     from zoo.hub import publish
 
-    *_, out = killed_and_resumed
+    *_, out = request.getfixturevalue(launched)
     publish(out / "recipe.yaml", output_dir=out, repo_dir=tmp_path / "repo")  # the run's own recipe
     saved = load_file(str(tmp_path / "repo" / "model.safetensors"))
     assert {k: tuple(v.shape) for k, v in saved.items()} == {k: tuple(v.shape) for k, v in load_file(str(out / "model.safetensors")).items()}
@@ -121,21 +159,25 @@ def train_main(args: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("variable, mode", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])
-def test_sharding_on_a_cpu_only_machine_is_refused(variable, mode, tiny_recipe, tmp_path, monkeypatch, capsys):
-    """What `accelerate launch --config_file gpu-fsdp2.yaml` sets in each process; accelerate
+@pytest.mark.parametrize("settings, message", [
+    ({"ACCELERATE_USE_DEEPSPEED": "true"}, "asks for DeepSpeed"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"}, "asks for FSDP version 1"),
+])
+def test_sharding_accelerate_cannot_run_on_cpu_is_refused(settings, message, tiny_recipe, tmp_path, monkeypatch, capsys):
+    """What `accelerate launch` sets in each process for a DeepSpeed or an FSDP1 config; accelerate
     would train with DDP instead, so train.py says so and stops."""
-    import zoo.training.run as run_module
+    import zoo.training.launching as launching
 
-    monkeypatch.setattr(run_module, "_has_accelerator_device", lambda: False)
-    monkeypatch.setenv(variable, "true")
+    monkeypatch.setattr(launching, "_has_accelerator_device", lambda: False)
+    for variable, value in settings.items():
+        monkeypatch.setenv(variable, value)
     code, err = train_main([str(tiny_recipe()), f"output_dir={tmp_path / 'out'}"], capsys)
-    assert code == 2 and f"asks for {mode}" in err and "cpu-ddp.yaml" in err
+    assert code == 2 and message in err and "cpu-fsdp2.yaml" in err
     assert not (tmp_path / "out").exists()
 
 
 def test_fsdp_with_a_trainer_that_cannot_shard_is_refused(tiny_recipe, tmp_path, monkeypatch, capsys):
-    import zoo.training.run as run_module
+    import zoo.training.launching as run_module
     from zoo.training import SGDTrainer, get_trainer
 
     monkeypatch.setattr(run_module, "_has_accelerator_device", lambda: True)  # as on a GPU machine

@@ -468,6 +468,12 @@ def test_zoo_explorer_card_config_curves_and_boundary(client_for, space_env):
     assert config["model_type"] == "two_layer_mlp" and config["input_dim"] == 10
     assert yaml.safe_load(recipe)["id"] == "tiny-xor-cluster"
     assert curves and plane  # matplotlib figures (serialised)
+    # the Architecture tab: the circuit diagram of the repo's config (a PNG, as on the card)
+    from PIL import Image
+
+    diagram = client.predict("tiny-xor-cluster", api_name="/circuit_diagram")
+    width, height = Image.open(diagram).size
+    assert width > 200 and height > 400  # input, two layers, output: several rows of boxes
     # the boundary's test accuracy is the model's: recompute it here
     import torch
 

@@ -89,13 +89,16 @@ def test_resume_mid_epoch_gives_the_same_weights(single_run, tmp_path):
 
 @pytest.mark.xdist_group("launch")  # a process group on the fixed rendezvous port
 def test_accelerate_launch_passes_mixed_precision_through(single_run, tmp_path):
+    """bf16 from the launcher's flag, here under FSDP2 on 2 CPU processes (its mixed-precision
+    policy: bf16 compute and communication, float32 master weights)."""
     recipe, single = single_run
-    proc = run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-                "--mixed_precision", "bf16", "--dynamo_backend", "no", "train.py", str(recipe),
+    proc = run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                str(REPO_ROOT / "zoo" / "training" / "launch" / "cpu-fsdp2.yaml"),
+                "--mixed_precision", "bf16", "train.py", str(recipe),
                 f"output_dir={tmp_path / 'out'}", "training.epochs=1"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["mixed_precision"] == "bf16"
+    assert metrics["mixed_precision"] == "bf16" and metrics["sharding"] == "FSDP2" and metrics["num_processes"] == 2
     # bf16 autocast changes the numbers, but training still works
     assert 0 < max_weight_difference(tmp_path / "out", single) and metrics["final"]["eval_accuracy"] > 0.3
     # autocast computes in bf16; the weights it trains and saves stay float32

@@ -15,7 +15,24 @@ from .errors import UserError
 from .recipes import Recipe
 
 CURVES_PNG = "training_curves.png"
+DIAGRAM_PNG = "circuit_diagram.png"
 
+
+
+def draw_card_diagram(model_dir: Path, path: Path) -> bool:
+    """The architecture's neural circuit diagram (zoo.diagram) as a PNG for the card, drawn from
+    the repo's own config.json; False (with a warning) when the model cannot be traced."""
+    import warnings
+
+    from .diagram import draw_diagram
+
+    try:
+        draw_diagram(str(model_dir), [path], title=f"{json.loads((model_dir / 'config.json').read_text())['model_type']}: "
+                                                    "neural circuit diagram")
+    except UserError as error:
+        warnings.warn(f"the card has no circuit diagram: {error}", stacklevel=2)
+        return False
+    return True
 
 
 def _curve_rows(metrics: dict) -> tuple[list[dict], str]:
@@ -185,7 +202,7 @@ def override_args(differences) -> list[str]:
 
 def model_card(recipe: Recipe, arch, metrics: dict, files_sha256: dict[str, str], differences=(),
                spec: InputSpec | None = None, has_curves: bool = False, has_image_processor: bool = False,
-               config: dict | None = None) -> str:
+               config: dict | None = None, has_diagram: bool = False) -> str:
     """The README.md of a repo: metadata, usage with the real input, results beside the expected and the
     paper's, curves, limitations, citation, the exact recipe of the run, and the files' hashes."""
     import transformers
@@ -253,6 +270,10 @@ def model_card(recipe: Recipe, arch, metrics: dict, files_sha256: dict[str, str]
         sections += [card["reference"], ""]
     if has_curves:
         sections += ["### Training curves", "", f"![training curves]({CURVES_PNG})", ""]
+    if has_diagram:
+        sections += ["### Architecture", "", "The neural circuit diagram of this model, traced from one forward pass "
+                     "(`zoo diagram`): each wire is one tensor axis, labelled with its size.", "",
+                     f"![neural circuit diagram]({DIAGRAM_PNG})", ""]
 
     sections += ["## Limitations", ""]
     limitations = [

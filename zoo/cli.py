@@ -1,4 +1,4 @@
-"""`zoo`: list the zoo, train a recipe, publish it, evaluate a published checkpoint by name."""
+"""`zoo`: list the zoo, train a recipe, publish it, evaluate a published checkpoint by name, draw an architecture."""
 from __future__ import annotations
 
 import argparse
@@ -119,8 +119,25 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_diagram(args) -> int:
+    from .diagram import draw_diagram
+
+    out = Path(args.out or f"{Path(args.name).name}.svg")
+    paths = [out] + ([out.with_suffix(".png")] if args.png and out.suffix != ".png" else [])
+    circuit = draw_diagram(args.name, paths, tiny=args.tiny)
+    if args.json:
+        json_path = out.with_suffix(".json")
+        tmp = json_path.with_name(json_path.name + ".partial")
+        tmp.write_text(json.dumps(circuit.to_json(), indent=1) + "\n")
+        tmp.replace(json_path)
+        paths.append(json_path)
+    print(f"{circuit.model}: {len(circuit.operations)} operations, {len(circuit.wires)} wires -> "
+          + ", ".join(map(str, paths)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="zooscope's model zoo: list, train, publish, evaluate, results.")
+    parser = argparse.ArgumentParser(prog="zoo", description="zooscope's model zoo: list, train, publish, evaluate, results, diagram.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("list", help="architectures, recipes (published checkpoints) and data sets")
@@ -154,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default="docs/zoo_results.csv", help="the same table as CSV (default: docs/zoo_results.csv)")
     p.add_argument("--outputs", help="folder holding <id>/metrics.json for each recipe (default: each recipe's output_dir)")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("diagram", help="draw the neural circuit diagram of an architecture, recipe or saved model (SVG/PNG)")
+    p.add_argument("name", help="an architecture (zoo list), a recipe id or YAML, or a folder with a saved model")
+    p.add_argument("--out", help="output file, .svg / .png / .pdf (default: NAME.svg)")
+    p.add_argument("--png", action="store_true", help="also write a PNG beside the SVG (what model cards embed)")
+    p.add_argument("--json", action="store_true", help="also write the traced circuit (operations, wires, shapes) as JSON")
+    p.add_argument("--tiny", action="store_true", help="draw an architecture at its tiny test configuration")
+    p.set_defaults(func=cmd_diagram)
     return parser
 
 

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .card import CURVES_PNG, input_spec, model_card, override_args, plot_curves
+from .card import CURVES_PNG, DIAGRAM_PNG, draw_card_diagram, input_spec, model_card, override_args, plot_curves
 from .errors import UserError
 from .recipes import HUB_ORG, Recipe, load_recipe
 
@@ -410,12 +410,13 @@ def export_repo(recipe: Recipe | str | Path, repo_dir: str | Path | None = None,
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (tmp / "recipe.yaml").write_text(run.to_yaml())
         has_curves = plot_curves(metrics, tmp / CURVES_PNG)
+        has_diagram = draw_card_diagram(tmp, tmp / DIAGRAM_PNG)
         hashed = ["model.safetensors", "config.json", *(p.name for p in arch.code_files), *extras]
-        if has_curves:
-            hashed.append(CURVES_PNG)
+        hashed += [name for name, drawn in ((CURVES_PNG, has_curves), (DIAGRAM_PNG, has_diagram)) if drawn]
         (tmp / "README.md").write_text(model_card(
             run, arch, metrics, {name: file_sha256(tmp / name) for name in hashed}, differences=differences,
             spec=spec, has_curves=has_curves, has_image_processor="preprocessor_config.json" in extras, config=config,
+            has_diagram=has_diagram,
         ))
         tmp.chmod(0o755)
         _replace_dir(tmp, repo_dir)

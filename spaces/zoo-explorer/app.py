@@ -6,8 +6,8 @@ beside ours; choosing a published model shows its card, config, recipe, training
 (metrics.json's per-evaluation ``curves``, else its per-epoch ``history``) and our number
 beside the paper's (the recipe's ``paper:`` block); "Try it" follows from the architecture's
 input kind (``zooscope_spaces.explorer.input_kind``: image, sequence, tabular, grid), with the
-XOR-cluster plane and the modular-arithmetic pair as extras for those data sets. Only published
-ids are offered.
+XOR-cluster plane and the modular-arithmetic pair as extras for those data sets; "Architecture"
+shows the model's neural circuit diagram (zoo.diagram). Only published ids are offered.
 
 Run locally: ``python spaces/zoo-explorer/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
 are honoured). Models come from the local Hugging Face cache (``zoo publish``) or the Hub.
@@ -278,6 +278,21 @@ def show_model(name: str):
             gr.update(value="", label=f"Input ({entry.kind}): {hint}"))
 
 
+@gradio_errors
+def circuit_diagram(name: str):
+    """The model's neural circuit diagram (zoo.diagram), drawn from its repo's config.json."""
+    import tempfile
+
+    from zoo.diagram import draw_diagram
+
+    if not name or not str(name).strip():
+        return gr.skip()
+    folder = repo_folder(name)
+    path = os.path.join(tempfile.mkdtemp(prefix="zoo-diagram-"), "circuit_diagram.png")
+    draw_diagram(folder, [path], title=f"{_repo_id(name)}: neural circuit diagram")
+    return path
+
+
 INPUT_HINTS = {
     "tabular": "numbers separated by spaces or commas, one per feature",
     "sequence": "token ids separated by spaces",
@@ -541,6 +556,11 @@ def build_demo() -> gr.Blocks:
                     example_scores = gr.Label(num_top_classes=5, label="Prediction", elem_id="example-scores")
                     example_text = gr.Markdown(elem_id="example-text")
                     example_json = gr.JSON(label="Example", elem_id="example-json")
+            with gr.Tab("Architecture"):
+                gr.Markdown("The neural circuit diagram, traced from one forward pass of the model "
+                            "(`zoo diagram`): one wire per tensor axis, labelled with its size; grey wires are "
+                            "the axes a box is applied across; a dashed loop is a box applied several times.")
+                diagram = gr.Image(label="Neural circuit diagram", elem_id="diagram", format="png", interactive=False)
             with gr.Tab("Training curves"):
                 curves = gr.Plot(label="Training curves", elem_id="curves")
             with gr.Tab("Paper"):
@@ -560,9 +580,10 @@ def build_demo() -> gr.Blocks:
         outputs = [summary, card, config, curves, recipe, plane_plot, plane_text,
                    image_group, plane_group, pair_group, example_group, comparison, features]
         show.click(cleared_model, None, outputs, queue=False, api_name=False).then(
-            show_model, [name], outputs, api_name="show_model")
+            show_model, [name], outputs, api_name="show_model").then(
+            circuit_diagram, [name], [diagram], api_name="circuit_diagram")
         name.change(cleared_if_named, [name], outputs, queue=False, api_name=False).then(
-            show_if_named, [name], outputs, api_name=False)
+            show_if_named, [name], outputs, api_name=False).then(circuit_diagram, [name], [diagram], api_name=False)
         demo.load(refresh_names, None, [name], api_name=False)
         predict_button.click(predict_input, [name, features], [example_scores, example_text], api_name="predict")
         classify_drawn.click(classify_sketch, [name, sketch], [scores, preview], api_name="classify_sketch")

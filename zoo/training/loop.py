@@ -33,7 +33,7 @@ class SGDTrainer:
 
     options: dict = {}  # training.trainer_options this trainer takes (none)
     # The plain loop only calls the optimiser and accelerate's backward, which FSDP shards. Not
-    # inherited (zoo.training.run.check_launch reads the class's own attribute): a subclass whose
+    # inherited (zoo.training.launching.check_launch reads the class's own attribute): a subclass whose
     # hooks leave whole weight tensors alone declares it again.
     supports_fsdp = True
 
@@ -41,7 +41,7 @@ class SGDTrainer:
         params = [p for p in run.model.parameters() if p.requires_grad]
         optimizer = self.build_optimizer(run, params)
         scheduler = self.build_scheduler(run, optimizer)
-        self.optimizer, self.scheduler = run.accelerator.prepare(optimizer, scheduler)
+        self.optimizer, self.scheduler = run.prepare_optimization(optimizer, scheduler)
 
     def build_optimizer(self, run: TrainingRun, params) -> torch.optim.Optimizer:
         t = run.settings

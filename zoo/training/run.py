@@ -21,6 +21,7 @@ import torch
 from ..errors import UserError
 from ..recipes import TRAINING_DEFAULTS, Recipe, load_recipe, parse_yaml
 from .base import TrainOutcome, check_options, get_trainer, trainer_name
+from .launching import check_launch, make_accelerator, memory_held
 
 CHECKPOINT_PREFIX = "step_"
 TRAINER_STATE = "trainer_state.json"
@@ -146,48 +147,6 @@ class LossMeter:
         total, count = values
         self.count = int(count)
         self.sum = torch.tensor(total, dtype=torch.float64, device=device) if self.count else None
-
-
-def _has_accelerator_device() -> bool:
-    if hasattr(torch, "accelerator"):
-        return torch.accelerator.is_available()
-    return torch.cuda.is_available()
-
-
-def _requested_sharding() -> str | None:
-    """The sharded mode `accelerate launch` was configured for (its config file or flags reach
-    the processes as environment variables), or None for one process / DDP."""
-    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
-        return "FSDP"
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
-        return "DeepSpeed"
-    return None
-
-
-def check_launch(trainer_class, trainer_label: str, train_size: int, eval_size: int) -> None:
-    """Refuse launches that accelerate would run differently from what they ask, before any
-    process group or file exists.
-
-    accelerate applies FSDP and DeepSpeed only on accelerators: with `--cpu` / `use_cpu: true`
-    its MULTI_CPU mode prepares the model with DistributedDataParallel and ignores the FSDP
-    plugin (accelerate/state.py sets DistributedType.FSDP for the MULTI_GPU-like types only),
-    so an FSDP config on a CPU machine would silently train unsharded.
-    """
-    sharding = _requested_sharding()
-    if sharding and not _has_accelerator_device():
-        raise UserError(f"the accelerate config asks for {sharding}, which accelerate runs on GPUs (or other "
-                        f"accelerators) only; on this CPU-only machine it would silently train unsharded with DDP. "
-                        f"Use zoo/training/launch/cpu-ddp.yaml for several CPU processes")
-    # declared by the class itself: a subclass of the loop that changes its hooks may touch whole
-    # weight tensors, so it is not assumed to shard because its base does
-    if sharding == "FSDP" and not vars(trainer_class).get("supports_fsdp", False):
-        raise UserError(f"trainer {trainer_label!r} cannot train under FSDP: it works on the whole weight tensors, "
-                        f"which FSDP splits between processes; launch it with one process or DDP")
-    processes = int(os.environ.get("WORLD_SIZE", "1"))
-    for split, size in (("training", train_size), ("evaluation", eval_size)):
-        if size < processes:
-            raise UserError(f"the {split} split has {size} example(s), fewer than the {processes} processes "
-                            f"launched: each process needs at least one; launch fewer processes")
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -387,7 +346,13 @@ class TrainingRun:
 
         train_dl = DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True, collate_fn=whole_batch)
         eval_dl = DataLoader(self.eval_set, batch_size=t["eval_batch_size"], collate_fn=whole_batch)
-        self.model, self.train_dl, self.eval_dl = accelerator.prepare(model, train_dl, eval_dl)
+        if accelerator.is_fsdp2:
+            # accelerate's FSDP2 shards the model together with its optimiser (it swaps the
+            # optimiser's parameters for the shards): prepare_optimization does both
+            self.model = model
+            self.train_dl, self.eval_dl = accelerator.prepare(train_dl, eval_dl)
+        else:
+            self.model, self.train_dl, self.eval_dl = accelerator.prepare(model, train_dl, eval_dl)
         self.train_eval_dl = None
         if t["eval_on_train"]:
             self.train_eval_dl = accelerator.prepare(
@@ -401,6 +366,24 @@ class TrainingRun:
         # Trainer hooks, looked up once (step_done runs every step).
         self._on_step_end = getattr(trainer, "on_step_end", None)
         self._on_epoch_end = getattr(trainer, "on_epoch_end", None)
+
+    def prepare_optimization(self, optimizer, scheduler):
+        """accelerate.prepare for the trainer's optimiser and scheduler; under FSDP2 the model is
+        sharded in the same call, and run.model becomes the sharded module."""
+        if not self.accelerator.is_fsdp2:
+            return self.accelerator.prepare(optimizer, scheduler)
+        from torch.distributed.fsdp import FSDPModule
+
+        try:
+            self.model.get_input_embeddings()
+        except NotImplementedError:
+            # accelerate's FSDP2 preparation asks every transformers model for its input
+            # embeddings, and transformers raises for models that have none (MLPs, convnets)
+            self.model.get_input_embeddings = lambda: None
+        self.model, optimizer, scheduler = self.accelerator.prepare(self.model, optimizer, scheduler)
+        if not any(isinstance(module, FSDPModule) for module in self.model.modules()):
+            raise RuntimeError("accelerate returned the model unsharded under FSDP2")
+        return optimizer, scheduler
 
     @property
     def unwrapped_model(self):
@@ -565,6 +548,8 @@ class TrainingRun:
             final = dict(history[-1]) if history else {}
         final.update(outcome.final)
         seen = accelerator.gather(torch.tensor(self.state["seen"], dtype=torch.float64, device=accelerator.device))
+        held = accelerator.gather(torch.tensor(memory_held(self.model, self.trainer), dtype=torch.float64,
+                                               device=accelerator.device)).view(-1, 3).tolist()
         metrics = {
             "recipe": self.recipe.id,
             "trainer": self.trainer_name,
@@ -579,12 +564,17 @@ class TrainingRun:
             "eval_every_steps": self.eval_every,
             "curves": self.state["curves"],
             "final": final,
+            "sharding": "FSDP2" if accelerator.is_fsdp2 else None,
+            # What each process holds: its shard of the weights and of the optimiser state (all
+            # of both without sharding), and its peak resident memory.
+            "memory_per_process": [{"parameter_bytes": int(p), "optimizer_state_bytes": int(o), "peak_rss_mb": r}
+                                   for p, o, r in held],
             # Which examples each process trained on: counts and index sums show the data was split.
             "examples_per_process": [{"examples": int(c), "index_sum": s, "index_square_sum": q}
                                      for c, s, q in seen.view(-1, 3).tolist()],
             **outcome.metrics,
         }
-        # get_state_dict is collective: under FSDP (GPUs only; see check_launch) every process helps
+        # get_state_dict is collective: under FSDP every process helps
         # gather the full, unsharded weights.
         state_dict = None
         if outcome.finished:
@@ -611,7 +601,6 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     a folder holding another run is refused unless `overwrite` (cleared) or `resume` (continued,
     if the recipe matches the checkpoint's; a finished run is left as it is).
     """
-    from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 
     from .. import data as zoo_data
@@ -634,10 +623,7 @@ def train(recipe: Recipe | str | Path, overrides: list[str] | None = None, resum
     if "train" not in data or eval_split not in data:
         raise UserError(f"data set {recipe.data_name!r} needs 'train' and {eval_split!r} splits; it has {', '.join(data)}")
     check_launch(trainer_class, t["trainer"], len(data["train"]), len(data[eval_split]))
-    accelerator = Accelerator(
-        # Without a GPU, accelerate only joins torchrun's processes into one gloo group when told
-        # it runs on CPU; with one, it picks the device itself.
-        cpu=not _has_accelerator_device(),
+    accelerator = make_accelerator(
         mixed_precision=t["mixed_precision"],
         project_config=ProjectConfiguration(project_dir=str(output_dir)),
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True, data_seed=t["seed"]),
