@@ -25,11 +25,12 @@ import torch
 from ..errors import UserError
 from .base import TrainOutcome, register_trainer
 from .convex_patterns import most_violated, pair_gates, random_gates, train_relu_net
+from .convex_robust import LOSSES, certify, require_cvxpy, solve_robust
 from .convex_solvers import (ConvexSolution, ReluADMM, extend_warm, fista_gated, gated_by_sign, gated_to_relu,
                              net_to_convex, patterns_from_gates, recover_neurons, relu_objective, relu_predict)
 
 PATTERN_SOURCES = ("random", "pairs", "net", "adaptive")
-SOLVERS = ("admm", "gated")
+SOLVERS = ("admm", "gated", "cvxpy")
 
 
 def _number(name, value, low, integer=False, allow_none=False):
@@ -83,7 +84,9 @@ class ConvexTrainer:
         "beta": 1e-3,  # β: the group-ℓ2 weight (= weight decay β/2 on both layers of the net)
         "patterns": "random",  # random | pairs | net | adaptive
         "num_patterns": 100,  # P: sampled gates (before deduplication); the net source uses its width
-        "solver": "admm",  # admm (the ReLU program) | gated (gated ReLU by FISTA, then converted)
+        "solver": "admm",  # admm (the ReLU program) | gated (gated ReLU by FISTA, then converted) | cvxpy (Clarabel)
+        "loss": "squared",  # squared | hinge (solver cvxpy)
+        "epsilon": 0.0,  # ℓ∞ radius of adversarial training: > 0 solves the robust program (solver cvxpy)
         "max_iter": 5000,
         "tol": 1e-6,  # ADMM: relative primal/dual residuals
         "gap_tol": 1e-4,  # relative duality gap
@@ -117,6 +120,19 @@ class ConvexTrainer:
         for name in ("tol", "gap_tol", "net_lr", "cone_scale"):
             _number(name, o[name], low=0.0)
         _number("rho", o["rho"], low=0.0, allow_none=True)
+        eps = o["epsilon"]
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+            raise UserError(f"training.trainer_options.epsilon must be a finite number >= 0, got {eps!r}")
+        if o["loss"] not in LOSSES:
+            raise UserError(f"training.trainer_options.loss must be one of {', '.join(LOSSES)}, got {o['loss']!r}")
+        if (eps > 0 or o["loss"] != "squared") and o["solver"] != "cvxpy":
+            raise UserError("robust (epsilon > 0) and hinge-loss programs are solved by training.trainer_options.solver: cvxpy")
+        if o["solver"] == "cvxpy":
+            require_cvxpy()
+            if o["patterns"] == "adaptive":
+                raise UserError("training.trainer_options.patterns: adaptive grows patterns by ADMM: use solver: admm")
+        if o["loss"] == "hinge" and getattr(config, "problem_type", None) == "regression":
+            raise UserError("the hinge loss is for classification: use loss: squared for regression")
         if o["patterns"] not in PATTERN_SOURCES:
             raise UserError(f"training.trainer_options.patterns must be one of {', '.join(PATTERN_SOURCES)}, got {o['patterns']!r}")
         if o["solver"] not in SOLVERS:
@@ -144,11 +160,17 @@ class ConvexTrainer:
                 if len(self.ys) == 1 and not self.regression:
                     f = relu_predict(self.X_eval, *recover_neurons(V, W))
                     row["eval_accuracy"] = float(((f > 0).astype(int) == self.y_eval).mean())
-            solution, info = PatternSolver(self.X, self.o).solve(rng, y, config.hidden_dim, callback=log)
+            solution, info = PatternSolver(self.X, self.o, perturbed=config.input_dim).solve(rng, y, config.hidden_dim, callback=log)
+            if self.o["epsilon"] > 0 and len(self.ys) == 1 and not self.regression:
+                U, alpha = recover_neurons(solution.V, solution.W)
+                ye = np.where(self.y_eval == 1, 1.0, -1.0)
+                info["certified_train_accuracy"] = float(certify(self.X, y, U, alpha, self.o["epsilon"], config.input_dim).mean())
+                info["certified_eval_accuracy"] = float(certify(self.X_eval, ye, U, alpha, self.o["epsilon"], config.input_dim).mean())
             U, alpha = recover_neurons(solution.V, solution.W)
             blocks.append((U, alpha))
-            reports.append({**info, "objective": solution.objective, "lower_bound": solution.lower_bound,
-                            "relative_gap": solution.relative_gap, "iterations": solution.iterations,
+            finite = bool(np.isfinite(solution.lower_bound))  # solver cvxpy: no dual bound of ours
+            reports.append({**info, "objective": solution.objective, "lower_bound": solution.lower_bound if finite else None,
+                            "relative_gap": solution.relative_gap if finite else None, "iterations": solution.iterations,
                             "converged": solution.converged, "seconds": solution.seconds, "neurons": len(alpha),
                             "history": solution.history[:: max(1, len(solution.history) // 200)]})
         new_model = self.build(model, blocks)
@@ -156,7 +178,8 @@ class ConvexTrainer:
         run.state["train_time_s"] = float(sum(r["seconds"] for r in reports))
         objective = float(sum(r["objective"] for r in reports))
         return TrainOutcome(model=new_model, final={"convex_objective": objective},
-                            metrics={"convex": {"beta": self.beta, "solver": self.o["solver"], "programs": reports}})
+                            metrics={"convex": {"beta": self.beta, "solver": self.o["solver"], "loss": self.o["loss"],
+                                                "epsilon": float(self.o["epsilon"]), "programs": reports}})
 
     def build(self, model, blocks):
         """The two_layer_mlp holding the recovered neurons (hidden_dim = their number, ≥ 1)."""
@@ -193,8 +216,9 @@ class PatternSolver:
     """One scalar program on inputs X (n × d, bias column included) with the trainer's options:
     the patterns of `options["patterns"]`, solved by `options["solver"]`."""
 
-    def __init__(self, X: np.ndarray, options: dict):
+    def __init__(self, X: np.ndarray, options: dict, perturbed: int | None = None):
         self.X, self.options = X, {**ConvexTrainer.options, **options}
+        self.perturbed = X.shape[1] if perturbed is None else perturbed  # columns an adversary moves (not the bias)
         self.beta, self.P = float(self.options["beta"]), int(self.options["num_patterns"])
         self.kappa = float(self.options["cone_scale"]) / np.sqrt(len(X))
 
@@ -222,6 +246,10 @@ class PatternSolver:
             raise UserError("no activation pattern is non-empty: the inputs are all zero")
         info = {"patterns": o["patterns"]}
         kw = dict(max_iter=o["max_iter"], tol=o["tol"], gap_tol=o["gap_tol"], log_every=o["log_every"], callback=callback)
+        if o["solver"] == "cvxpy":
+            solution = solve_robust(X, y, D, beta, float(o["epsilon"]), o["loss"], self.perturbed)
+            info.update(program_value=solution.state["program_value"], loss=o["loss"], epsilon=float(o["epsilon"]))
+            return solution, info
         if o["solver"] == "gated":
             gated = fista_gated(X, y, D, beta, max_iter=o["max_iter"], gap_tol=o["gap_tol"], log_every=o["log_every"])
             V, W = gated_to_relu(X, D, gates, gated.V)
