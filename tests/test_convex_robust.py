@@ -154,11 +154,12 @@ def bad_data(kind):
     ("training.trainer_options.epsilon=-0.1", "epsilon must be a finite number >= 0"),
     ("training.trainer_options.loss=logistic", "loss must be one of squared, hinge"),
     ("training.trainer_options.epsilon=0.1", "solved by training.trainer_options.solver: cvxpy"),
+    ("training.trainer_options.patterns=all data.n_train=200", "patterns: all enumerates C\\(n, d-1\\)"),
 ])
 def test_bad_inputs_are_one_line_errors_before_any_output(tmp_path, monkeypatch, override, message):
     for kind in ("nan", "one-class"):
         monkeypatch.setitem(zoo_data._LOADERS, f"_convex_bad_{kind}", bad_data(kind))
     with pytest.raises(UserError, match=message) as error:
-        train_recipe(tmp_path, override)
+        train_recipe(tmp_path, *override.split())
     assert "\n" not in str(error.value)
     assert not (tmp_path / "out").exists()

@@ -4,9 +4,11 @@ ReLU Networks"). The result is an ordinary `two_layer_mlp` checkpoint.
 
 The program (squared loss on ±1 targets, group-ℓ2 regularisation β, the objective
 1/(2n)‖f(X) − y‖² + β/2 (‖W₁‖² + ‖W₂‖²) of the net) is solved over sampled, deduplicated
-activation patterns (`training.trainer_options.patterns`: random | pairs | net | adaptive) by
-ADMM (`solver: admm`) or as the gated-ReLU program by FISTA converted to ReLU (`solver: gated`);
-see zoo/training/convex_solvers.py. Neurons come back as u = v/√‖v‖, α = ±√‖v‖; the saved net
+activation patterns (`training.trainer_options.patterns`: random | pairs | net | adaptive, or
+all of them for small n·d: the exact program) by ADMM (`solver: admm`) or as the gated-ReLU
+program by FISTA converted to ReLU (`solver: gated`); see zoo/training/convex_solvers.py.
+Adversarial training (`epsilon` > 0, the ℓ∞ radius) and the hinge loss (`loss: hinge`) are the
+robust program of zoo/training/convex_robust.py, solved by cvxpy + Clarabel (`solver: cvxpy`). Neurons come back as u = v/√‖v‖, α = ±√‖v‖; the saved net
 has one hidden unit per non-zero block (config.hidden_dim becomes that count).
 
 Classification: two classes are one program on y = ±1 (logits ∓f/2, so argmax = sign f); K > 2
@@ -24,12 +26,13 @@ import torch
 
 from ..errors import UserError
 from .base import TrainOutcome, register_trainer
-from .convex_patterns import most_violated, pair_gates, random_gates, train_relu_net
+from .convex_patterns import (MAX_HYPERPLANES, all_gates, count_hyperplanes, most_violated, pair_gates, random_gates,
+                               train_relu_net)
 from .convex_robust import LOSSES, certify, require_cvxpy, solve_robust
 from .convex_solvers import (ConvexSolution, ReluADMM, extend_warm, fista_gated, gated_by_sign, gated_to_relu,
                              net_to_convex, patterns_from_gates, recover_neurons, relu_objective, relu_predict)
 
-PATTERN_SOURCES = ("random", "pairs", "net", "adaptive")
+PATTERN_SOURCES = ("random", "pairs", "net", "adaptive", "all")
 SOLVERS = ("admm", "gated", "cvxpy")
 
 
@@ -82,7 +85,7 @@ class ConvexTrainer:
 
     options = {
         "beta": 1e-3,  # β: the group-ℓ2 weight (= weight decay β/2 on both layers of the net)
-        "patterns": "random",  # random | pairs | net | adaptive
+        "patterns": "random",  # random | pairs | net | adaptive | all (every pattern: the exact program, small n·d)
         "num_patterns": 100,  # P: sampled gates (before deduplication); the net source uses its width
         "solver": "admm",  # admm (the ReLU program) | gated (gated ReLU by FISTA, then converted) | cvxpy (Clarabel)
         "loss": "squared",  # squared | hinge (solver cvxpy)
@@ -143,6 +146,9 @@ class ConvexTrainer:
         check_problem(X, labels, self.regression, config.num_labels)
         self.bias = bool(config.first_layer_bias)
         self.X = np.concatenate([X, np.ones((len(X), 1))], 1) if self.bias else X
+        if o["patterns"] == "all" and count_hyperplanes(*self.X.shape) > MAX_HYPERPLANES:
+            raise UserError(f"patterns: all enumerates C(n, d-1) = {count_hyperplanes(*self.X.shape)} hyperplanes for n = {len(X)}, "
+                            f"d = {self.X.shape[1]} (bias column included): more than {MAX_HYPERPLANES}; use patterns: random")
         self.ys = targets(labels, self.regression, config.num_labels)
         Xe = run.eval_set.columns[run.unwrapped_model.main_input_name].double().numpy()
         self.X_eval = np.concatenate([Xe, np.ones((len(Xe), 1))], 1) if self.bias else Xe
@@ -227,6 +233,8 @@ class PatternSolver:
         source = o["patterns"]
         if source == "pairs":
             return pair_gates(rng, X, y, self.P), None
+        if source == "all":
+            return all_gates(X), None
         if source == "net" and net is not None:
             return net[0], net
         if source == "net":
@@ -248,7 +256,8 @@ class PatternSolver:
         kw = dict(max_iter=o["max_iter"], tol=o["tol"], gap_tol=o["gap_tol"], log_every=o["log_every"], callback=callback)
         if o["solver"] == "cvxpy":
             solution = solve_robust(X, y, D, beta, float(o["epsilon"]), o["loss"], self.perturbed)
-            info.update(program_value=solution.state["program_value"], loss=o["loss"], epsilon=float(o["epsilon"]))
+            info.update(program_value=solution.state["program_value"], loss=o["loss"], epsilon=float(o["epsilon"]),
+                        num_patterns=D.shape[1])
             return solution, info
         if o["solver"] == "gated":
             gated = fista_gated(X, y, D, beta, max_iter=o["max_iter"], gap_tol=o["gap_tol"], log_every=o["log_every"])
