@@ -14,7 +14,7 @@ from analysis.attacks import fgsm, margin_loss, pgd, robust_accuracy
 from tests.test_convex import cvxpy_optimum, train_recipe
 from zoo import data as zoo_data
 from zoo.errors import UserError
-from zoo.training.convex_robust import certify, linear_parts, solve_robust
+from zoo.training.convex_robust import certify, linear_parts, margin_bound, solve_robust
 from zoo.training.convex_solvers import patterns_from_gates, recover_neurons
 
 EPS = 0.1
@@ -71,8 +71,15 @@ def test_the_ordinary_net_is_not_robust_and_eps_zero_is_the_ordinary_program():
     plain = solve_robust(X, y, D, beta=1e-2, epsilon=0.0, loss="squared")
     assert plain.objective == pytest.approx(cvxpy_optimum(X, y, D, 1e-2), rel=1e-5)
     U, alpha = recover_neurons(plain.V, plain.W)
-    _, signs = grid_attack(X, U, alpha, EPS)
+    f, signs = grid_attack(X, U, alpha, EPS)
     assert not (signs == signs[:, :1]).all()  # without ε some neuron flips inside a ball
+    # the certificate stays sound for a net that is not robust: its margin bound is below every
+    # margin the exhaustive attack sees, and tight where all neurons are stable
+    bound = margin_bound(X, y, U, alpha, EPS, perturbed=2)
+    seen = (y[:, None] * f).min(1)
+    assert (bound <= seen + 1e-9).all()
+    stable = (signs == signs[:, :1]).all((1, 2))
+    assert stable.any() and np.allclose(bound[stable], seen[stable], atol=1e-9)
 
 
 def torch_net(U, alpha):

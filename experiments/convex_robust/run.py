@@ -12,8 +12,8 @@ objective for every method. Cells (one JSON each under --out, skipped when prese
 
 Every net is evaluated on the test set: clean accuracy, accuracy under FGSM and under PGD
 (`--pgd-steps` steps, `--restarts` starts; analysis/attacks.py), and certified accuracy
-(zoo.training.convex_robust.certify: every neuron's sign fixed on the ball and the linear
-worst-case margin positive — a proof, not an attack).
+(zoo.training.convex_robust.certify: a lower bound of the worst-case margin, exact where no
+neuron can change sign on the ball — a proof, not an attack).
 
     OMP_NUM_THREADS=1 python experiments/convex_robust/run.py            # the cells
     OMP_NUM_THREADS=1 python experiments/convex_robust/run.py --summary  # summary.json + figure
@@ -114,7 +114,8 @@ def pgdat_cell(args, X, labels, Xt, lt, eps, width, seed):
             # its worst-case objective where certifiable is not defined; the PGD objective is a lower bound of it
             "pgd_objective": pgd_objective(args, U, alpha, X, labels, eps),
             "certified_bound_objective": robust_objective(X, labels * 2.0 - 1, U, alpha, args.beta, eps, "hinge", m),
-            "train": evaluate(args, U, alpha, X, labels, eps), "test": evaluate(args, U, alpha, Xt, lt, eps)}
+            "train": evaluate(args, U, alpha, X, labels, eps), "test": evaluate(args, U, alpha, Xt, lt, eps),
+            "U": U.tolist(), "alpha": alpha.tolist()}
 
 
 def pgd_objective(args, U, alpha, X, labels, eps):
@@ -132,7 +133,7 @@ def main(argv=None):
     p.add_argument("--d", type=int, default=10)
     p.add_argument("--beta", type=float, default=1e-3)
     p.add_argument("--P", type=int, default=40)
-    p.add_argument("--eps", default="0,0.1", help="comma list of ℓ∞ radii (0 = no attack in training)")
+    p.add_argument("--eps", default="0,0.01,0.03,0.1", help="comma list of ℓ∞ radii (0 = no attack in training)")
     p.add_argument("--seeds", type=int, default=3, help="PGD-AT initialisations per ε")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch", type=int, default=32)
@@ -158,7 +159,9 @@ def main(argv=None):
         for seed in range(args.seeds):
             spath = out / f"pgdat-eps{eps:g}-s{seed}.json"
             if not spath.exists():
-                write(spath, {"args": vars(args), **pgdat_cell(args, X, labels, Xt, lt, eps, cell["neurons"], seed)})
+                # the width of the convex net; where its optimum is the zero net, the program's 2P blocks
+                width = cell["neurons"] or 2 * cell["num_patterns"]
+                write(spath, {"args": vars(args), **pgdat_cell(args, X, labels, Xt, lt, eps, width, seed)})
             print(spath.name, json.loads(spath.read_text())["test"], flush=True)
 
 
