@@ -105,7 +105,9 @@ def summarise(out: Path):
         summary[opt] = {"seeds": len(cells), "width": cells[0]["width"], "steps": cells[0]["args"]["steps"],
                         "best_objective": min(c["objective"] for c in cells), "worst_objective": max(c["objective"] for c in cells),
                         "best_gap": float(gaps.min()), "median_gap": float(np.median(gaps)), "worst_gap": float(gaps.max()),
-                        "within_1e-3": int((gaps <= 1e-3).sum()), "below_optimum": int((gaps < -1e-6).sum())}
+                        "within_1e-3": int((gaps <= 1e-3).sum()), "below_optimum": int((gaps < -1e-6).sum()),
+                        # still moving? relative decrease over the last 1000 steps (curve: every 100th objective)
+                        "median_last_1000_decrease": float(np.median([(c["curve"][-11] - c["curve"][-1]) / c["curve"][-1] for c in cells]))}
     write(out / "summary.json", summary)
     print(json.dumps(summary, indent=1))
 
