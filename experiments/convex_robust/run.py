@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analysis.attacks import fgsm, pgd, robust_accuracy
+from analysis.attacks import pgd, robust_accuracy
 from zoo import data
 from zoo.training.convex import PatternSolver
 from zoo.training.convex_robust import certify, margin_bound
