@@ -114,40 +114,62 @@ def main(argv=None):
     p.add_argument("--cone-scale", type=float, default=3.0, help="ADMM's cone scaling c (κ = c/√n)")
     p.add_argument("--scale-P", default="25,50,100,200,400")
     p.add_argument("--scale-n", default="250,500,1000,2000")
+    p.add_argument("--peer-scale-P", default="25", help="extra sizes (at --n) where the peers run too")
+    p.add_argument("--peer-scale-n", default="250", help="extra n (at P = --peer-n-P) where the peers run too")
+    p.add_argument("--peer-n-P", type=int, default=100)
     p.add_argument("--skip", default="", help="comma list of peers to leave out: clarabel, pyscnn")
     p.add_argument("--reuse-peers", help="take Clarabel's and pyscnn's rows from this earlier output (CPU budget)")
     p.add_argument("--out", default="benchmarks/results/convex.json")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     earlier = {r["P_sampled"]: r for r in json.loads(Path(args.reuse_peers).read_text())["rows"]} if args.reuse_peers else {}
-    X, y = problem(args.n)
-    rows = []
-    for P in map(int, args.P.split(",")):
+    data = {}
+
+    def one_row(n, P):
+        if n not in data:
+            data[n] = problem(n)
+        X, y = data[n]
         D, gates = patterns_from_gates(X, np.random.default_rng(P).standard_normal((P, X.shape[1])))
-        row = {"P_sampled": P, "P": int(D.shape[1]), "n": args.n}
-        row["clarabel"] = earlier[P]["clarabel"] if P in earlier else clarabel(X, y, D, args.beta)
+        row = {"P_sampled": P, "P": int(D.shape[1]), "n": n}
+        reuse = earlier.get(P) if n == args.n else None
+        row["clarabel"] = reuse["clarabel"] if reuse else clarabel(X, y, D, args.beta)
         exact = row["clarabel"]["objective"]
         row["admm"] = admm(X, y, D, gates, args.beta, exact, args.max_iter, args.cone_scale)
-        if P in earlier and "pyscnn" in earlier[P]:
-            row["pyscnn"] = earlier[P]["pyscnn"]
+        if reuse and "pyscnn" in reuse:
+            row["pyscnn"] = reuse["pyscnn"]
         elif "pyscnn" not in skip:
             row["pyscnn"] = pyscnn(X, y, gates, args.beta)
             row["pyscnn"]["relative_gap_to_exact"] = (row["pyscnn"]["objective"] - exact) / exact
+        if "pyscnn" in row:  # a run that ends above 1e-3 never reached it: its time is a lower bound
+            row["pyscnn"]["reached_1e-3"] = bool(row["pyscnn"]["relative_gap_to_exact"] <= 1e-3)
         t = row["admm"]["cpu_to_1e-3_s"]
         peers = [row["clarabel"]["cpu_s"]] + ([row["pyscnn"]["cpu_s"]] if "pyscnn" in row else [])
         row["speedup_vs_fastest_peer"] = None if t is None else min(peers) / t
-        rows.append(row)
-        print(json.dumps({k: (v if not isinstance(v, dict) else {a: b for a, b in v.items() if a != "log_gap"}) for k, v in row.items()}))
+        print(json.dumps({k: (v if not isinstance(v, dict) else {a: b for a, b in v.items() if a != "log_gap"}) for k, v in row.items()}), flush=True)
+        return row
+
+    rows = [one_row(args.n, P) for P in map(int, args.P.split(","))]
+    # the peers over P and n too (time to 1e-3 at each size, the main rows included)
+    peer_sizes = [(args.n, P) for P in map(int, filter(None, args.peer_scale_P.split(",")))]
+    peer_sizes += [(n, args.peer_n_P) for n in map(int, filter(None, args.peer_scale_n.split(",")))]
+    peer_rows = [one_row(n, P) for n, P in peer_sizes if not (n == args.n and str(P) in args.P.split(","))]
     scale_P = [per_iteration(args.n, P, args.beta, args.cone_scale) for P in map(int, args.scale_P.split(","))]
     scale_n = [per_iteration(n, 100, args.beta, args.cone_scale) for n in map(int, args.scale_n.split(","))]
-    out = {"machine": platform.processor() or platform.machine(), "threads": 1, "beta": args.beta, "rows": rows,
+    out = {"machine": platform.processor() or platform.machine(), "threads": 1, "beta": args.beta, "rows": rows, "peer_rows": peer_rows,
            "peers_from": args.reuse_peers, "cone_scale": args.cone_scale,
            "scaling_P": scale_P, "scaling_n": scale_n,
            "iteration_exponent_P": fit_exponent([r["P"] for r in scale_P], [r["iteration_cpu_s"] for r in scale_P]),
            "iteration_exponent_n": fit_exponent([r["n"] for r in scale_n], [r["iteration_cpu_s"] for r in scale_n])}
+    every = rows + peer_rows
+    for peer in ("clarabel", "pyscnn", "admm"):  # the peers' growth: time exponents over P (at --n) and n (at --peer-n-P)
+        key = "cpu_to_1e-3_s" if peer == "admm" else "cpu_s"
+        over_P = sorted((r["P"], r[peer][key]) for r in every if r["n"] == args.n and peer in r and r[peer][key])
+        over_n = sorted((r["n"], r[peer][key]) for r in every if r["P_sampled"] == args.peer_n_P and peer in r and r[peer][key])
+        out[f"{peer}_time_exponent_P"] = fit_exponent(*zip(*over_P)) if len(over_P) > 1 else None
+        out[f"{peer}_time_exponent_n"] = fit_exponent(*zip(*over_n)) if len(over_n) > 1 else None
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: v for k, v in out.items() if k != "rows"}, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if k not in ("rows", "peer_rows")}, indent=1))
 
 
 if __name__ == "__main__":

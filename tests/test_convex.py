@@ -206,3 +206,30 @@ training:
         norms = (w["hidden.weight"][mine] ** 2).sum() + (w["hidden.bias"][mine] ** 2).sum() + (w["output.weight"][k, mine] ** 2).sum()
         objective += float(0.5 / len(labels) * ((f[:, k] - target) ** 2).sum() + 0.5e-3 * norms)
     assert objective == pytest.approx(metrics["final"]["convex_objective"], rel=1e-5)
+
+
+def test_all_patterns_are_found_and_their_pruned_optimum_is_global():
+    """patterns: all on points in the plane (with a bias column): n² − n + 1 non-empty
+    dichotomies by half-planes (closed form), a superset of what 20000 random gates find; the
+    exact program's optimum, pruned to ≤ n + 1 neurons, keeps its objective and no Adam net
+    of that width gets below it."""
+    from zoo.training.convex_patterns import all_gates, train_relu_net
+    from zoo.training.convex_robust import solve_robust
+    from zoo.training.convex_solvers import prune_blocks
+
+    rng = np.random.default_rng(5)
+    n, beta = 12, 1e-2
+    X = np.concatenate([rng.standard_normal((n, 2)), np.ones((n, 1))], 1)
+    y = np.sign(rng.standard_normal(n))
+    D, _ = patterns_from_gates(X, all_gates(X))
+    assert D.shape[1] == n * n - n + 1
+    sampled, _ = patterns_from_gates(X, rng.standard_normal((20000, 3)))
+    assert {np.packbits(c).tobytes() for c in sampled.T} <= {np.packbits(c).tobytes() for c in D.T}
+    exact = solve_robust(X, y, D, beta, 0.0, "squared")
+    V, W = prune_blocks(X, D, exact.V, exact.W)
+    U, alpha = recover_neurons(V, W)
+    assert len(alpha) <= n + 1 and cone_violation(X, D, V, W) < 1e-6  # the interior-point tolerance
+    assert relu_objective(X, y, U, alpha, beta) == pytest.approx(exact.objective, rel=1e-7)
+    for seed in range(2):
+        Un, an, _ = train_relu_net(X, y, len(alpha), beta, steps=1500, lr=1e-2, seed=seed)
+        assert relu_objective(X, y, Un, an, beta) >= exact.objective * (1 - 1e-6)

@@ -92,7 +92,10 @@ def main(argv=None):
     width = json.loads((out / "source-random.json").read_text())["neurons"]
     for seed in range(args.adam_seeds):
         path = out / f"adam-s{seed}.json"
-        if not path.exists():
+        stale = path.exists() and json.loads(path.read_text())["width"] != width  # the random source's width changed
+        if stale:
+            (out / f"net-s{seed}.json").unlink(missing_ok=True)
+        if not path.exists() or stale:
             start = time.process_time()
             U, alpha, curve = train_relu_net(X, y, width, args.beta, steps=args.adam_steps, lr=args.adam_lr, seed=seed)
             write(path, {"args": vars(args), "width": width, "objective": relu_objective(X, y, U, alpha, args.beta),

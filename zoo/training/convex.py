@@ -4,9 +4,11 @@ ReLU Networks"). The result is an ordinary `two_layer_mlp` checkpoint.
 
 The program (squared loss on ±1 targets, group-ℓ2 regularisation β, the objective
 1/(2n)‖f(X) − y‖² + β/2 (‖W₁‖² + ‖W₂‖²) of the net) is solved over sampled, deduplicated
-activation patterns (`training.trainer_options.patterns`: random | pairs | net | adaptive) by
-ADMM (`solver: admm`) or as the gated-ReLU program by FISTA converted to ReLU (`solver: gated`);
-see zoo/training/convex_solvers.py. Neurons come back as u = v/√‖v‖, α = ±√‖v‖; the saved net
+activation patterns (`training.trainer_options.patterns`: random | pairs | net | adaptive, or
+all of them for small n·d: the exact program) by ADMM (`solver: admm`) or as the gated-ReLU
+program by FISTA converted to ReLU (`solver: gated`); see zoo/training/convex_solvers.py.
+Adversarial training (`epsilon` > 0, the ℓ∞ radius) and the hinge loss (`loss: hinge`) are the
+robust program of zoo/training/convex_robust.py, solved by cvxpy + Clarabel (`solver: cvxpy`). Neurons come back as u = v/√‖v‖, α = ±√‖v‖; the saved net
 has one hidden unit per non-zero block (config.hidden_dim becomes that count).
 
 Classification: two classes are one program on y = ±1 (logits ∓f/2, so argmax = sign f); K > 2
@@ -24,12 +26,14 @@ import torch
 
 from ..errors import UserError
 from .base import TrainOutcome, register_trainer
-from .convex_patterns import most_violated, pair_gates, random_gates, train_relu_net
+from .convex_patterns import (MAX_HYPERPLANES, all_gates, count_hyperplanes, most_violated, pair_gates, random_gates,
+                               train_relu_net)
+from .convex_robust import LOSSES, certify, require_cvxpy, solve_robust
 from .convex_solvers import (ConvexSolution, ReluADMM, extend_warm, fista_gated, gated_by_sign, gated_to_relu,
                              net_to_convex, patterns_from_gates, recover_neurons, relu_objective, relu_predict)
 
-PATTERN_SOURCES = ("random", "pairs", "net", "adaptive")
-SOLVERS = ("admm", "gated")
+PATTERN_SOURCES = ("random", "pairs", "net", "adaptive", "all")
+SOLVERS = ("admm", "gated", "cvxpy")
 
 
 def _number(name, value, low, integer=False, allow_none=False):
@@ -81,9 +85,11 @@ class ConvexTrainer:
 
     options = {
         "beta": 1e-3,  # β: the group-ℓ2 weight (= weight decay β/2 on both layers of the net)
-        "patterns": "random",  # random | pairs | net | adaptive
+        "patterns": "random",  # random | pairs | net | adaptive | all (every pattern: the exact program, small n·d)
         "num_patterns": 100,  # P: sampled gates (before deduplication); the net source uses its width
-        "solver": "admm",  # admm (the ReLU program) | gated (gated ReLU by FISTA, then converted)
+        "solver": "admm",  # admm (the ReLU program) | gated (gated ReLU by FISTA, then converted) | cvxpy (Clarabel)
+        "loss": "squared",  # squared | hinge (solver cvxpy)
+        "epsilon": 0.0,  # ℓ∞ radius of adversarial training: > 0 solves the robust program (solver cvxpy)
         "max_iter": 5000,
         "tol": 1e-6,  # ADMM: relative primal/dual residuals
         "gap_tol": 1e-4,  # relative duality gap
@@ -117,6 +123,19 @@ class ConvexTrainer:
         for name in ("tol", "gap_tol", "net_lr", "cone_scale"):
             _number(name, o[name], low=0.0)
         _number("rho", o["rho"], low=0.0, allow_none=True)
+        eps = o["epsilon"]
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+            raise UserError(f"training.trainer_options.epsilon must be a finite number >= 0, got {eps!r}")
+        if o["loss"] not in LOSSES:
+            raise UserError(f"training.trainer_options.loss must be one of {', '.join(LOSSES)}, got {o['loss']!r}")
+        if (eps > 0 or o["loss"] != "squared") and o["solver"] != "cvxpy":
+            raise UserError("robust (epsilon > 0) and hinge-loss programs are solved by training.trainer_options.solver: cvxpy")
+        if o["solver"] == "cvxpy":
+            require_cvxpy()
+            if o["patterns"] == "adaptive":
+                raise UserError("training.trainer_options.patterns: adaptive grows patterns by ADMM: use solver: admm")
+        if o["loss"] == "hinge" and getattr(config, "problem_type", None) == "regression":
+            raise UserError("the hinge loss is for classification: use loss: squared for regression")
         if o["patterns"] not in PATTERN_SOURCES:
             raise UserError(f"training.trainer_options.patterns must be one of {', '.join(PATTERN_SOURCES)}, got {o['patterns']!r}")
         if o["solver"] not in SOLVERS:
@@ -127,6 +146,9 @@ class ConvexTrainer:
         check_problem(X, labels, self.regression, config.num_labels)
         self.bias = bool(config.first_layer_bias)
         self.X = np.concatenate([X, np.ones((len(X), 1))], 1) if self.bias else X
+        if o["patterns"] == "all" and count_hyperplanes(*self.X.shape) > MAX_HYPERPLANES:
+            raise UserError(f"patterns: all enumerates C(n, d-1) = {count_hyperplanes(*self.X.shape)} hyperplanes for n = {len(X)}, "
+                            f"d = {self.X.shape[1]} (bias column included): more than {MAX_HYPERPLANES}; use patterns: random")
         self.ys = targets(labels, self.regression, config.num_labels)
         Xe = run.eval_set.columns[run.unwrapped_model.main_input_name].double().numpy()
         self.X_eval = np.concatenate([Xe, np.ones((len(Xe), 1))], 1) if self.bias else Xe
@@ -144,11 +166,17 @@ class ConvexTrainer:
                 if len(self.ys) == 1 and not self.regression:
                     f = relu_predict(self.X_eval, *recover_neurons(V, W))
                     row["eval_accuracy"] = float(((f > 0).astype(int) == self.y_eval).mean())
-            solution, info = PatternSolver(self.X, self.o).solve(rng, y, config.hidden_dim, callback=log)
+            solution, info = PatternSolver(self.X, self.o, perturbed=config.input_dim).solve(rng, y, config.hidden_dim, callback=log)
+            if self.o["epsilon"] > 0 and len(self.ys) == 1 and not self.regression:
+                U, alpha = recover_neurons(solution.V, solution.W)
+                ye = np.where(self.y_eval == 1, 1.0, -1.0)
+                info["certified_train_accuracy"] = float(certify(self.X, y, U, alpha, self.o["epsilon"], config.input_dim).mean())
+                info["certified_eval_accuracy"] = float(certify(self.X_eval, ye, U, alpha, self.o["epsilon"], config.input_dim).mean())
             U, alpha = recover_neurons(solution.V, solution.W)
             blocks.append((U, alpha))
-            reports.append({**info, "objective": solution.objective, "lower_bound": solution.lower_bound,
-                            "relative_gap": solution.relative_gap, "iterations": solution.iterations,
+            finite = bool(np.isfinite(solution.lower_bound))  # solver cvxpy: no dual bound of ours
+            reports.append({**info, "objective": solution.objective, "lower_bound": solution.lower_bound if finite else None,
+                            "relative_gap": solution.relative_gap if finite else None, "iterations": solution.iterations,
                             "converged": solution.converged, "seconds": solution.seconds, "neurons": len(alpha),
                             "history": solution.history[:: max(1, len(solution.history) // 200)]})
         new_model = self.build(model, blocks)
@@ -156,7 +184,8 @@ class ConvexTrainer:
         run.state["train_time_s"] = float(sum(r["seconds"] for r in reports))
         objective = float(sum(r["objective"] for r in reports))
         return TrainOutcome(model=new_model, final={"convex_objective": objective},
-                            metrics={"convex": {"beta": self.beta, "solver": self.o["solver"], "programs": reports}})
+                            metrics={"convex": {"beta": self.beta, "solver": self.o["solver"], "loss": self.o["loss"],
+                                                "epsilon": float(self.o["epsilon"]), "programs": reports}})
 
     def build(self, model, blocks):
         """The two_layer_mlp holding the recovered neurons (hidden_dim = their number, ≥ 1)."""
@@ -193,8 +222,9 @@ class PatternSolver:
     """One scalar program on inputs X (n × d, bias column included) with the trainer's options:
     the patterns of `options["patterns"]`, solved by `options["solver"]`."""
 
-    def __init__(self, X: np.ndarray, options: dict):
+    def __init__(self, X: np.ndarray, options: dict, perturbed: int | None = None):
         self.X, self.options = X, {**ConvexTrainer.options, **options}
+        self.perturbed = X.shape[1] if perturbed is None else perturbed  # columns an adversary moves (not the bias)
         self.beta, self.P = float(self.options["beta"]), int(self.options["num_patterns"])
         self.kappa = float(self.options["cone_scale"]) / np.sqrt(len(X))
 
@@ -203,6 +233,8 @@ class PatternSolver:
         source = o["patterns"]
         if source == "pairs":
             return pair_gates(rng, X, y, self.P), None
+        if source == "all":
+            return all_gates(X), None
         if source == "net" and net is not None:
             return net[0], net
         if source == "net":
@@ -222,6 +254,11 @@ class PatternSolver:
             raise UserError("no activation pattern is non-empty: the inputs are all zero")
         info = {"patterns": o["patterns"]}
         kw = dict(max_iter=o["max_iter"], tol=o["tol"], gap_tol=o["gap_tol"], log_every=o["log_every"], callback=callback)
+        if o["solver"] == "cvxpy":
+            solution = solve_robust(X, y, D, beta, float(o["epsilon"]), o["loss"], self.perturbed)
+            info.update(program_value=solution.state["program_value"], loss=o["loss"], epsilon=float(o["epsilon"]),
+                        num_patterns=D.shape[1])
+            return solution, info
         if o["solver"] == "gated":
             gated = fista_gated(X, y, D, beta, max_iter=o["max_iter"], gap_tol=o["gap_tol"], log_every=o["log_every"])
             V, W = gated_to_relu(X, D, gates, gated.V)

@@ -6,12 +6,19 @@
 - `net_gates`: the neurons of a trained ReLU net (`train_relu_net`: Adam on the non-convex
   objective); the convex program over its patterns holds the net as a feasible point, so its
   optimum is never above the net's objective.
+- `all_gates`: one gate per activation pattern of X — the exact program (every pattern) for
+  small n and d: each pattern's cone has an extreme ray on d − 1 of the data hyperplanes.
 - `most_violated`: gates whose dual constraint μᵀ relu(X u) ≤ β (u on the unit sphere, μ the
   scaled residual) is most violated: adding their patterns lowers the objective.
 """
 from __future__ import annotations
 
+from itertools import combinations, product
+from math import comb
+
 import numpy as np
+
+MAX_HYPERPLANES = 200_000  # all_gates refuses more (d − 1)-subsets of the data than this
 
 
 def random_gates(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
@@ -33,6 +40,34 @@ def pair_gates(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, count: in
         g = rng.standard_normal(d)
         gates[k] = g - basis @ (basis.T @ g)
     return gates
+
+
+def all_gates(X: np.ndarray) -> np.ndarray:
+    """Gates realising every activation pattern 1[X u ≥ 0] of X (n × d of rank d, points in
+    general position). Each pattern's cell {u : sign(Xu) fixed} is a pointed cone whose extreme
+    rays are null vectors u₀ of d − 1 rows X_S; near u₀ the points of S take any signs while the
+    others keep theirs, so u₀ + δ over the 2^(d−1) sign choices for S (and ±u₀) meets every cell.
+    Duplicates are left to `patterns_from_gates`."""
+    n, d = X.shape
+    gates = []
+    for S in combinations(range(n), d - 1):
+        XS = X[list(S)]
+        u0 = np.linalg.svd(XS)[2][-1]  # the null direction of the d − 1 rows
+        rest = np.delete(X, list(S), axis=0) @ u0
+        room = np.abs(rest).min(initial=np.inf)
+        if not room > 0:
+            continue  # another point on the same hyperplane (not general position): skip this ray
+        for signs in product((-1.0, 1.0), repeat=d - 1):
+            delta = np.linalg.lstsq(XS, np.array(signs), rcond=None)[0]
+            reach = np.abs(np.delete(X, list(S), axis=0) @ delta).max(initial=0.0)
+            step = 0.5 * room / reach if reach > 0 else 1.0
+            for sign in (1.0, -1.0):
+                gates.append(sign * u0 + step * delta)
+    return np.array(gates).reshape(-1, d)
+
+
+def count_hyperplanes(n: int, d: int) -> int:
+    return comb(n, d - 1)
 
 
 def most_violated(rng: np.random.Generator, X: np.ndarray, mu: np.ndarray, count: int, candidates: int = 1000,
@@ -61,9 +96,11 @@ def most_violated(rng: np.random.Generator, X: np.ndarray, mu: np.ndarray, count
 
 
 def train_relu_net(X: np.ndarray, y: np.ndarray, width: int, beta: float, steps: int = 2000, lr: float = 1e-2,
-                   seed: int = 0, init: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list]:
-    """(U, alpha, curve): full-batch Adam on the non-convex objective
-    1/(2n)‖relu(X Uᵀ) α − y‖² + β/2 (‖U‖² + ‖α‖²), float64; `curve` holds every 100th objective."""
+                   seed: int = 0, init: tuple[np.ndarray, np.ndarray] | None = None,
+                   optimizer: str = "adam") -> tuple[np.ndarray, np.ndarray, list]:
+    """(U, alpha, curve): full-batch Adam (or `optimizer="sgd"`: gradient descent with momentum
+    0.9) on the non-convex objective 1/(2n)‖relu(X Uᵀ) α − y‖² + β/2 (‖U‖² + ‖α‖²), float64;
+    `curve` holds every 100th objective."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -75,7 +112,9 @@ def train_relu_net(X: np.ndarray, y: np.ndarray, width: int, beta: float, steps:
     else:
         U = torch.as_tensor(init[0], dtype=torch.float64).clone().requires_grad_()
         alpha = torch.as_tensor(init[1], dtype=torch.float64).clone().requires_grad_()
-    optimizer = torch.optim.Adam([U, alpha], lr=lr)
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be adam or sgd, got {optimizer!r}")
+    optimizer = torch.optim.Adam([U, alpha], lr=lr) if optimizer == "adam" else torch.optim.SGD([U, alpha], lr=lr, momentum=0.9)
     curve = []
 
     def objective():

@@ -366,3 +366,32 @@ def gated_by_sign(X, D, Wg) -> tuple[np.ndarray, np.ndarray]:
     a = S * (X @ Wg.T)
     plus = (a < 0).sum(0) <= (a > 0).sum(0)
     return np.where(plus[:, None], Wg, 0.0), np.where(plus[:, None], 0.0, -Wg)
+
+
+def prune_blocks(X, D, V, W) -> tuple[np.ndarray, np.ndarray]:
+    """The same prediction and the same Σ(‖v_i‖ + ‖w_i‖) (so the same objective, and still
+    feasible) on at most n + 1 non-zero blocks: while there are more, the n + 1 conditions
+    Σ_k λ_k s_k D_k X û_k = 0, Σ_k λ_k = 0 on the block norms c_k have a solution λ ≠ 0, and
+    c − tλ with the largest t keeping c ≥ 0 zeroes a block (Carathéodory; Pilanci & Ergen 2020)."""
+    V, W = np.array(V, float), np.array(W, float)
+    n, P = len(X), V.shape[0]
+    Mall = np.concatenate([V, W])  # blocks 0..P−1 are v (sign +), P..2P−1 are w (sign −)
+    sign = np.concatenate([np.ones(P), -np.ones(P)])
+    Dall = np.concatenate([D, D], 1).astype(float)
+    while True:
+        c = group_norms(Mall)
+        live = np.flatnonzero(c > 0)
+        if len(live) <= n + 1:
+            break
+        sub = live[np.argsort(c[live])[: n + 2]]  # the n + 2 smallest blocks: a null vector exists among them
+        A = np.vstack([sign[sub] * Dall[:, sub] * (X @ (Mall[sub] / c[sub, None]).T), np.ones(len(sub))])
+        lam = np.linalg.svd(A)[2][-1]
+        if lam.max() <= 0:
+            lam = -lam
+        pos = lam > 1e-12 * np.abs(lam).max()
+        k = np.argmin(c[sub][pos] / lam[pos])
+        t = (c[sub][pos] / lam[pos])[k]
+        new = np.maximum(c[sub] - t * lam, 0.0)
+        new[np.flatnonzero(pos)[k]] = 0.0
+        Mall[sub] *= (new / c[sub])[:, None]
+    return Mall[:P], Mall[P:]
