@@ -45,3 +45,82 @@ def test_chunked_lens_equals_the_direct_computation(family):
     assert lens.topk_overlap == pytest.approx(overlap, abs=1e-6)  # float32 sums of 1/k
     assert lens.kl[-1] == pytest.approx(0, abs=1e-5) and lens.topk_overlap[-1] == 1.0
     assert max(lens.kl[:-1]) > 1e-4  # not trivially zero
+
+
+# --- the cost estimate behind the defaults ----------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_flop_estimate_matches_counted_flops(family):
+    """estimate_flops from the weight shapes against torch's FlopCounterMode on the real runs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from analysis.depth.resources import estimate_flops
+
+    adapter = DecoderAdapter(make_tiny(family))
+    prompts = [torch.randint(1, 256, (24,), generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    est = estimate_flops(adapter, num_prompts=3, max_tokens=24, analyses=["contributions", "lens", "skip"],
+                         skip_positions=3)
+    runs = {"contributions": lambda: depth.contributions(adapter, prompts, batch_size=2, progress=False),
+            "lens": lambda: depth.logit_lens(adapter, prompts, batch_size=2, progress=False),
+            "skip": lambda: depth.skip_effects(adapter, prompts, num_positions=3, progress=False)}
+    for name, run in runs.items():
+        with FlopCounterMode(display=False) as counter:
+            run()
+        assert 0.95 <= est[name] / counter.get_total_flops() <= 1.3, name
+    assert est["total"] == est["contributions"] + est["lens"] + est["skip"]
+
+
+def _smollm2_shaped():
+    """A SmolLM2-135M-shaped llama on the meta device: its shapes, no weights, no compute."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                         num_key_value_heads=3, vocab_size=49152, max_position_embeddings=8192,
+                         tie_word_embeddings=True)
+    with torch.device("meta"):
+        return DecoderAdapter(LlamaForCausalLM(config))
+
+
+def test_cli_defaults_take_about_a_minute_for_a_135m_model_on_a_laptop():
+    from analysis.depth import cli
+    from analysis.depth.resources import LAPTOP_FLOPS, estimate_flops
+
+    adapter = _smollm2_shaped()
+    per_token_forward = 2 * (30 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536) + 49152 * 576)
+    analyses = cli.DEFAULT_ANALYSES.split(",")
+    est = estimate_flops(adapter, num_prompts=cli.DEFAULT_NUM_PROMPTS, max_tokens=cli.DEFAULT_MAX_TOKENS,
+                         analyses=analyses)
+    tokens = cli.DEFAULT_NUM_PROMPTS * cli.DEFAULT_MAX_TOKENS
+    # independent count of the matrix products: the forward, plus the lens' 31 head products per token
+    assert est["contributions"] == pytest.approx(tokens * per_token_forward, rel=0.1)
+    assert est["lens"] - est["contributions"] == 31 * 2 * tokens * 49152 * 576
+    assert "skip" not in est and "map" not in est  # opt-in / needs --compare
+    assert est["total"] / LAPTOP_FLOPS <= 60
+    # the skip test would not fit: that is why it is opt-in
+    skip = estimate_flops(adapter, num_prompts=cli.DEFAULT_NUM_PROMPTS, max_tokens=cli.DEFAULT_MAX_TOKENS,
+                          analyses=["skip"])["skip"]
+    assert skip / LAPTOP_FLOPS > 600
+
+
+def test_cli_prints_the_estimate_and_says_what_did_not_run(tmp_path, capsys, monkeypatch):
+    import json
+
+    from analysis.cli import main as cli_main
+    from analysis.depth.resources import LAPTOP_FLOPS
+
+    from .analysis_fixtures import save_tiny
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = save_tiny(str(tmp_path / "tiny"), "llama")
+    out = tmp_path / "out"
+    assert cli_main(["depth", "--model", folder, "--out", str(out), "--max-tokens", "32"]) == 0
+    err = capsys.readouterr().err
+    assert "estimated time at" in err and "contributions ~" in err and "skip test, opt-in" in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["analyses"] == ["contributions", "lens", "map"]
+    assert report["skip"] is None and "opt-in" in report["not_run"]["skip"]
+    assert "--compare" in report["not_run"]["map"]
+    # the tiny model's defaults, bounded through the estimate (not a wall-clock race)
+    assert report["estimate"]["flops"]["total"] / LAPTOP_FLOPS < 0.1
+    assert set(report["estimate"]["flops"]) == {"contributions", "lens", "total"}

@@ -25,6 +25,14 @@ __all__ = ["ANALYSES", "depth_score", "DepthReport", "run_depth"]
 
 
 
+NOT_REQUESTED = {
+    "contributions": "not requested (--analyses)",
+    "lens": "not requested (--analyses)",
+    "skip": "not requested: the skip test is opt-in (--analyses ...,skip; the run prints its estimated time)",
+    "map": "not requested (--analyses ...,map with --compare)",
+}
+
+
 def depth_score(effects: Sequence[float]) -> float:
     """Σ l·e_l / Σ e_l over layers l = 0..L-1 (NaN when every effect is 0)."""
     values = torch.as_tensor(list(effects), dtype=torch.float64).clamp_min(0)
@@ -46,6 +54,10 @@ class DepthReport:
     lens: LensResult | None = None
     linear_map: LinearMapResult | None = None
     timings: dict = field(default_factory=dict)
+    #: why each analysis that did not run did not (analysis name -> reason)
+    not_run: dict = field(default_factory=dict)
+    #: the cost estimate printed before the run (FLOPs, the measured rate, seconds), from the CLI
+    estimate: dict | None = None
 
     def depth_scores(self) -> dict:
         scores = {}
@@ -67,7 +79,10 @@ class DepthReport:
             "settings": self.settings,
             "depth_scores": self.depth_scores(),
             "timings_s": self.timings,
+            "not_run": self.not_run,
         }
+        if self.estimate is not None:
+            data["estimate"] = self.estimate
         for name in ("contributions", "skip", "lens", "linear_map"):
             value = getattr(self, name)
             data[name] = None if value is None else value.to_dict()
@@ -199,6 +214,11 @@ def run_depth(
                 "excluded_positions": sorted(set(int(p) for p in exclude_positions)),
                 "analyses": analyses}
     report = DepthReport(name, adapter.family_name, adapter.num_layers, adapter.hidden_size, settings)
+    for analysis in ANALYSES:
+        if analysis == "map" and "map" in analyses and compare is None:
+            report.not_run["map"] = "needs a second model (--compare) with the same tokenizer"
+        elif analysis not in analyses:
+            report.not_run[analysis] = NOT_REQUESTED[analysis]
     if "contributions" in analyses:
         start = time.perf_counter()
         report.contributions = contributions(adapter, tokens, batch_size=batch_size,

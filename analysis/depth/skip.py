@@ -19,6 +19,7 @@ from ..batching import progress as _progress
 from ..errors import UserError
 from ..hooks import ATTN_OUT, MLP_OUT, RESID_POST, RESID_PRE, Hooks, hidden_from_call
 from ..models import DecoderAdapter, as_adapter, first_tensor
+from .resources import _forward_flops, _head_flops, _layer_flops, estimate_flops
 
 __all__ = ["KINDS", "SkipResult", "skip_masks", "skipping", "skip_forward", "choose_positions",
            "skip_effects", "skip_effects_reference"]
@@ -215,7 +216,19 @@ def skip_effects(
             return out * mask
         return hook
 
-    for index, prompt in enumerate(_progress(prompts, desc="skip effects", progress=progress)):
+    from tqdm.auto import tqdm
+
+    # progress in GFLOPs, advanced after every batch of variants, so the ETA holds although the
+    # later layers carry more variants than the first ones
+    planned = sum(estimate_flops(adapter, num_prompts=1, max_tokens=len(p), analyses=["skip"],
+                                 skip_positions=num_positions if positions is None else len(positions[i]),
+                                 skip_kinds=len(kinds))["skip"] for i, p in enumerate(prompts))
+    bar = tqdm(total=round(planned / 1e9, 3), unit="GFLOP", desc="skip effects", disable=not progress, leave=False)
+
+    def advance(flops: int):
+        bar.update(round(flops / 1e9, 3))
+
+    for index, prompt in enumerate(prompts):
         T = len(prompt)
         ts = list(positions[index]) if positions is not None else choose_positions(T, num_positions, mode, generator)
         chosen.append([int(t) for t in ts])
@@ -225,6 +238,7 @@ def skip_effects(
         skipped_all = torch.stack([m[0] for m in masks]).to(device)  # (P, T)
         measured_all = torch.stack([m[1] for m in masks]).to(device)
         hs, calls, logits = _baseline(adapter, prompt.to(device))
+        advance(_forward_flops(adapter, 1, T))
         base_probs = logits.float().softmax(-1)
         carried = hs[0].new_zeros((0, T, hs[0].shape[-1]))
         meta = torch.zeros((0, 3), dtype=torch.long)  # kind index, layer, position index
@@ -258,6 +272,7 @@ def skip_effects(
                         keep[kind] = keep_masks[kind][start:stop]
                     outputs.append(calls[j](adapter.layer(j), inputs[start:stop]))
                     keep["attn"] = keep["mlp"] = None
+                    advance(_layer_flops(adapter, outputs[-1].shape[0] * T, T))
                 outputs = torch.cat(outputs) if outputs else inputs
                 if "layer" in kinds:  # output := input at the skipped positions; no compute
                     skipped_rows = torch.where(skipped_all[..., None], h_in, h_out)  # (P, T, d)
@@ -280,10 +295,12 @@ def skip_effects(
             # the head only where it is measured (positions >= t), not on the whole sequence
             rows, where = measured_all[chunk_meta[:, 2].to(device)].nonzero(as_tuple=True)
             probs = adapter.logits(chunk[rows, where]).float().softmax(-1)
+            advance(_head_flops(adapter, len(rows)))
             change = (probs - base_probs[where]).norm(dim=-1)
             values = torch.zeros(chunk.shape[0], device=device).scatter_reduce_(
                 0, rows, change, reduce="amax").double().cpu()
             out_effect.view(-1).scatter_reduce_(0, chunk_meta[:, 0] * L + chunk_meta[:, 1], values, reduce="amax")
+    bar.close()
     return SkipResult(
         mode=mode,
         kinds=kinds,
