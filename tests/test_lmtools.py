@@ -124,3 +124,81 @@ def test_cli_prints_the_estimate_and_says_what_did_not_run(tmp_path, capsys, mon
     # the tiny model's defaults, bounded through the estimate (not a wall-clock race)
     assert report["estimate"]["flops"]["total"] / LAPTOP_FLOPS < 0.1
     assert set(report["estimate"]["flops"]) == {"contributions", "lens", "total"}
+
+
+# --- speed with its spread (drop) -------------------------------------------------------------
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every matplotlib figure saved during the test, after it was drawn (tick labels set)."""
+    from matplotlib.figure import Figure
+
+    saved = {}
+    original = Figure.savefig
+
+    def savefig(self, path, *args, **kwargs):
+        original(self, path, *args, **kwargs)
+        saved[__import__("os").path.basename(str(path))] = self
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved
+
+
+def test_speed_interval_that_spans_no_change_is_not_resolved():
+    import numpy as np
+
+    from analysis import drop
+
+    noisy = [0.93, 1.04, 1.10, 0.98, 1.01]
+    interval = drop.speed_interval(noisy)
+    q1, q3 = np.percentile(noisy, [25, 75])
+    assert interval["quartiles"] == pytest.approx([q1, q3]) and interval["median"] == pytest.approx(1.01)
+    assert interval["resolved"] is False
+    assert drop.format_interval(interval) == "×1.01 [0.98–1.04] not resolved"
+    clear = drop.speed_interval([1.21, 1.18, 1.25, 1.19, 1.22])
+    assert clear["resolved"] is True and "not resolved" not in drop.format_interval(clear)
+    assert drop.speed_interval([0.80, 0.85, 0.82])["resolved"] is True  # a resolved slow-down
+    # the order alternates between rounds
+    calls = []
+    drop.paired_rounds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+
+
+def test_drop_reports_speed_intervals_everywhere(tmp_path, figures):
+    """run_drop with speed: paired rounds against the full model; the interval in the report
+    table, the card, the CLI line and the sweep plot (error bars; hollow marker if unresolved)."""
+    from analysis import drop
+    from analysis.drop.cli import speed_summary
+
+    from .analysis_fixtures import make_tokenizer
+
+    model, tok = make_tiny("llama", num_layers=4), make_tokenizer()
+    report, dropped = drop.run_drop(model, tok, kind="attn", n=2, num_prompts=2, eval_prompts=1, max_tokens=24,
+                                    eval_ks=[1], speed_tokens=8, new_tokens=2, repeats=3)
+    base, one, two = report.rows
+    for row in (one, two):
+        interval = row.speed["decode_speedup"]
+        assert interval["rounds"] == 3 and len(interval["quartiles"]) == 2
+        q1, median, q3 = row.speed["decode_tokens_per_s"]
+        assert q1 <= median <= q3 and row.decode_tokens_per_s == median
+    assert "decode_speedup" not in base.speed  # the full model has no speed-up of its own
+    markdown = report.to_markdown()
+    assert "decode speed-up" in markdown and "paired, alternating rounds" in markdown
+    assert drop.format_interval(two.speed["decode_speedup"]) in markdown
+    line = speed_summary(base, two)
+    assert "decode" in line and "[" in line and "paired rounds, cpu time" in line
+    # forced: one unresolved, one resolved row, drawn and printed as such
+    one.speed["decode_speedup"] = {"median": 1.01, "quartiles": [0.97, 1.04], "rounds": 3, "resolved": False}
+    two.speed["decode_speedup"] = {"median": 1.30, "quartiles": [1.25, 1.34], "rounds": 3, "resolved": True}
+    assert "×1.01 [0.97–1.04] not resolved" in drop.rows_table(report.rows)
+    assert "not resolved" in speed_summary(base, one) and "not resolved" not in speed_summary(base, two)
+    report.plot(str(tmp_path))
+    ax = figures["sweep.png"].axes[1]
+    markers = [l for l in ax.lines if l.get_marker() == "o" and len(l.get_xdata()) == 1]
+    faces = {int(l.get_xdata()[0]): l.get_markerfacecolor() for l in markers}
+    assert faces[1] in ("white", (1.0, 1.0, 1.0, 1.0)) and faces[2] not in ("white", (1.0, 1.0, 1.0, 1.0))
+    assert len(ax.collections) >= 1  # the quartile error bars
+    card = drop.model_card(repo_id="zooscope/x", base_model="tiny", family="llama", kind="attn", mode="one-shot",
+                           dropped=[0, 1], attn=[0, 1], mlp=[], num_layers_before=4, num_layers_after=4, rows=report.rows)
+    assert "×1.30 [1.25–1.34]" in card and "not resolved" in card

@@ -115,7 +115,7 @@ def run_drop(
     speed: bool = True,
     speed_tokens: int = 64,
     new_tokens: int = 16,
-    repeats: int = 2,
+    repeats: int = 5,
     progress: bool = False,
 ) -> tuple[DropReport, nn.Module]:
     """Score, drop (in place) and evaluate; returns the report and the dropped model.
@@ -149,8 +149,10 @@ def run_drop(
     if speed:
         own_memory(adapter.model)  # the full model and its deep copies in the same kind of memory
     scores = compute_scores(adapter, calib, batch_size=batch_size, pad_id=pad, progress=progress)
-    timing = module_times(adapter, speed_prompt, new_tokens=new_tokens, repeats=repeats) if speed else None
+    timing = module_times(adapter, speed_prompt, new_tokens=new_tokens, repeats=min(repeats, 2)) if speed else None
     rows = [evaluate(adapter, held_out, **common)]
+    if speed:  # the full model, kept beside the dropped ones for paired timing
+        common["reference"] = copy.deepcopy(adapter.model)
     extra_ks = sorted({int(k) for k in eval_ks if int(k) > 0 and int(k) != (n if layers is None else len(layers))})
     if extra_ks and layers is None:
         order_source = copy.deepcopy(adapter.model)
@@ -167,6 +169,7 @@ def run_drop(
     adapter = DecoderAdapter(adapter.model)
     rows.append(evaluate(adapter, held_out, kind=kind, mode=result.mode, k=len(result.dropped),
                          dropped=result.dropped, **common))
+    common.pop("reference", None)
     rows = [rows[0]] + sorted(rows[1:], key=lambda r: r.k)
     attn, mlp = dropped_lists(adapter.model)
     report = DropReport(
