@@ -202,3 +202,131 @@ def test_drop_reports_speed_intervals_everywhere(tmp_path, figures):
     card = drop.model_card(repo_id="zooscope/x", base_model="tiny", family="llama", kind="attn", mode="one-shot",
                            dropped=[0, 1], attn=[0, 1], mlp=[], num_layers_before=4, num_layers_after=4, rows=report.rows)
     assert "×1.30 [1.25–1.34]" in card and "not resolved" in card
+
+
+# --- exact token inputs -----------------------------------------------------------------------
+
+
+def _sha256(blocks):
+    """The token hash, written out independently: per block, int64 length then int64 ids (LE)."""
+    import hashlib
+    import struct
+
+    digest = hashlib.sha256()
+    for block in blocks:
+        ids = [int(i) for i in block]
+        digest.update(struct.pack("<q", len(ids)) + struct.pack(f"<{len(ids)}q", *ids))
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def tiny_folder(tmp_path, monkeypatch):
+    from .analysis_fixtures import save_tiny
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return save_tiny(str(tmp_path / "tiny"), "llama")
+
+
+def test_token_file_gives_the_api_statistics_on_the_same_ids(tmp_path, tiny_folder):
+    import json
+
+    from safetensors.torch import save_file
+
+    from analysis.cli import main as cli_main
+    from analysis.models import load_model
+
+    ids = torch.randint(3, 256, (3, 16), generator=torch.Generator().manual_seed(7))
+    save_file({"input_ids": ids}, str(tmp_path / "blocks.safetensors"))
+    out = tmp_path / "out"
+    assert cli_main(["depth", "--model", tiny_folder, "--out", str(out), "--token-file",
+                     str(tmp_path / "blocks.safetensors"), "--analyses", "contributions,lens", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    model = load_model(tiny_folder).model
+    api = depth.contributions(model, list(ids), progress=False)
+    assert report["contributions"]["layer_ratio"] == api.layer_ratio  # the very same ids, bit for bit
+    assert report["contributions"]["num_tokens"] == 3 * 15
+    lens = depth.logit_lens(model, list(ids), progress=False)
+    assert report["lens"]["kl"] == lens.kl
+    inputs = report["settings"]["inputs"]
+    assert inputs["token_ids_sha256"] == _sha256(ids.tolist()) and inputs["kind"] == "token-file"
+    assert inputs["blocks"] == 3 and inputs["block_tokens"] == 16
+    # a datasets file of the same ids reads back to the same blocks
+    import datasets
+
+    from analysis.prompts import load_token_blocks
+
+    datasets.Dataset.from_dict({"input_ids": ids.tolist()}).to_parquet(str(tmp_path / "blocks.parquet"))
+    again = load_token_blocks(str(tmp_path / "blocks.parquet"))
+    assert [b.tolist() for b in again] == ids.tolist()
+
+
+def test_text_stream_is_cut_into_exact_blocks(tmp_path, tiny_folder):
+    import json
+
+    from analysis.cli import main as cli_main
+    from analysis.models import load_tokenizer
+    from analysis.prompts import builtin_texts
+
+    text = "\n\n".join(builtin_texts()[:3])
+    (tmp_path / "stream.txt").write_text(text)
+    tokenizer = load_tokenizer(tiny_folder)
+    for special in (True, False):
+        stream = tokenizer(text, add_special_tokens=special)["input_ids"]
+        expected = [stream[i * 20:(i + 1) * 20] for i in range(2)]
+        out = tmp_path / f"out-{special}"
+        flag = "--add-special-tokens" if special else "--no-add-special-tokens"
+        assert cli_main(["drop", "--model", tiny_folder, "--out", str(out), "--kind", "attn", "--n", "1",
+                         "--text-stream", str(tmp_path / "stream.txt"), "--max-tokens", "20", "--num-prompts", "1",
+                         "--eval-prompts", "1", flag, "--no-speed", "--quiet"]) == 0
+        inputs = json.loads((out / "report.json").read_text())["inputs"]
+        assert inputs["token_ids_sha256"] == _sha256(expected)
+        assert inputs["add_special_tokens"] is special and inputs["blocks"] == 2
+        assert (expected[0][0] == tokenizer.bos_token_id) is special  # BOS at the start of the stream only
+        assert expected[1][0] != tokenizer.bos_token_id
+
+
+def test_match_takes_token_blocks_like_the_api(tmp_path, tiny_folder, capsys):
+    import json
+
+    from safetensors.torch import save_file
+
+    from analysis import convergent as cv
+    from analysis.cli import main as cli_main
+    from analysis.models import load_model
+
+    from .analysis_fixtures import save_tiny
+
+    other = save_tiny(str(tmp_path / "other"), "llama", seed=3)
+    ids = torch.randint(3, 256, (4, 12), generator=torch.Generator().manual_seed(1))
+    save_file({"input_ids": ids}, str(tmp_path / "blocks.safetensors"))
+    out = tmp_path / "match"
+    layer = "model.layers.0.mlp.act_fn"
+    assert cli_main(["match", "--models", tiny_folder, other, "--layers", layer, "--out", str(out), "--token-file",
+                     str(tmp_path / "blocks.safetensors"), "--rotations", "0", "--no-sparse", "--no-clusters",
+                     "--no-plots", "--quiet"]) == 0
+    written = json.loads(next(p for p in out.iterdir() if p.suffix == ".json").read_text())
+    models = [load_model(f).model for f in (tiny_folder, other)]
+    mask = torch.ones_like(ids)
+    api = cv.compare_models(models, [layer], [{"input_ids": ids, "attention_mask": mask}], rotations=0, sparse=False,
+                            clusters=0, progress=False)
+    assert written["comparisons"][0]["mean_matched"] == api.comparisons[0].mean_matched
+    assert written["inputs"]["tokens"]["token_ids_sha256"] == _sha256(ids.tolist())
+
+
+@pytest.mark.parametrize("case", ["both", "out-of-vocab", "missing"])
+def test_token_input_mistakes_are_one_line_errors(case, tmp_path, tiny_folder, capsys):
+    from safetensors.torch import save_file
+
+    from analysis.cli import main as cli_main
+
+    path = str(tmp_path / "blocks.safetensors")
+    save_file({"input_ids": torch.tensor([[5, 6, 7, 999]])}, path)
+    args = {"both": ["--token-file", path, "--prompts", path],
+            "out-of-vocab": ["--token-file", path],
+            "missing": ["--token-file", str(tmp_path / "nope.safetensors")]}[case]
+    assert cli_main(["depth", "--model", tiny_folder, "--out", str(tmp_path / "o"), *args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert {"both": "give only one input", "out-of-vocab": "outside the vocabulary",
+            "missing": "not found"}[case] in err
+    assert not (tmp_path / "o").exists()

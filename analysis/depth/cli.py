@@ -45,6 +45,7 @@ def _validate(args) -> None:
     runner.check_at_least(args, "map_tokens")
     _positions_arg(args.exclude_positions)
     _analyses_arg(args.analyses)
+    runner.check_token_inputs(args, "prompts")
     if args.prompts and not os.path.isfile(args.prompts) and args.prompts.endswith((".txt", ".md")):
         raise AnalysisError(f"prompt file not found: {args.prompts}")
 
@@ -66,6 +67,12 @@ def _run(args, run: runner.Run) -> int:
     models = [adapter] + ([compare] if compare is not None else [])
     max_tokens = runner.resolve_max_tokens(models, args.max_tokens, default=DEFAULT_MAX_TOKENS,
                                            names=[args.model, args.compare])
+    limit = args.max_tokens or min([m for m in (runner.max_positions(a) for a in models) if m] or [None])
+    blocks, inputs = runner.token_inputs(args, loaded.tokenizer, num_blocks=args.num_prompts,
+                                         max_tokens=max_tokens if args.text_stream else limit,
+                                         vocab_size=getattr(adapter.config, "vocab_size", None))
+    if blocks is not None:
+        max_tokens = max(len(b) for b in blocks)
     estimate = estimate_memory(adapter, max_tokens=max_tokens, batch_size=args.batch_size, analyses=analyses,
                                skip_positions=args.skip_positions, skip_max_tokens=args.skip_max_tokens,
                                map_tokens=args.map_tokens, compare=compare)
@@ -74,14 +81,15 @@ def _run(args, run: runner.Run) -> int:
         worst, "--max-tokens or --batch-size")
     runner.check_memory(estimate["peak"], what=f"depth probes of {args.model} ({worst})", lower=lower,
                         device=adapter.device)
-    cost = _print_estimate(args, adapter, analyses, max_tokens, compare)
+    cost = _print_estimate(args, adapter, analyses, max_tokens, compare,
+                           num_prompts=len(blocks) if blocks is not None else args.num_prompts)
     report = run_depth(
         adapter, loaded.tokenizer, name=args.model, compare=compare, compare_tokenizer=compare_tok,
         compare_name=args.compare or "compare", prompts=args.prompts, num_prompts=args.num_prompts,
         max_tokens=max_tokens, batch_size=args.batch_size, exclude_positions=exclude,
         analyses=analyses, skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
         skip_mode=args.skip_mode, skip_max_tokens=args.skip_max_tokens, map_tokens=args.map_tokens,
-        progress=run.progress,
+        progress=run.progress, tokens=blocks, inputs=inputs, add_special_tokens=args.add_special_tokens,
     )
     report.estimate = cost
     with run.staging() as folder:
@@ -90,20 +98,20 @@ def _run(args, run: runner.Run) -> int:
     return 0
 
 
-def _print_estimate(args, adapter, analyses, max_tokens, compare) -> dict:
+def _print_estimate(args, adapter, analyses, max_tokens, compare, num_prompts: int) -> dict:
     """The FLOPs of each analysis and the seconds they should take at this machine's rate (timed on
     one forward), printed before anything costly runs; returned for report.json."""
     import sys
 
     from .resources import estimate_flops, format_estimate, measure_rate
 
-    flops = estimate_flops(adapter, num_prompts=args.num_prompts, max_tokens=max_tokens, analyses=analyses,
+    flops = estimate_flops(adapter, num_prompts=num_prompts, max_tokens=max_tokens, analyses=analyses,
                            skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
                            skip_max_tokens=args.skip_max_tokens, map_tokens=args.map_tokens, compare=compare)
     rate = measure_rate(adapter, min(max_tokens, 128))
     line = format_estimate(flops, rate, rate_from="timed on one forward here")
     if "skip" not in analyses:
-        skip = estimate_flops(adapter, num_prompts=args.num_prompts, max_tokens=max_tokens, analyses=["skip"],
+        skip = estimate_flops(adapter, num_prompts=num_prompts, max_tokens=max_tokens, analyses=["skip"],
                               skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
                               skip_max_tokens=args.skip_max_tokens)["skip"]
         line += f" (the skip test, opt-in with --analyses ...,skip: ~{skip / rate:.0f} s)"
@@ -136,3 +144,4 @@ def add_cli(subparsers) -> None:
                         help="from: skip positions >= t; future: skip positions < t and measure >= t (the reference's test)")
     parser.add_argument("--skip-max-tokens", type=int, default=None, help="cut prompts to this length for the skip test")
     parser.add_argument("--map-tokens", type=int, default=4096, help="tokens for the linear maps")
+    runner.add_token_inputs(parser, text_option="--prompts")

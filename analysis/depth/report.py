@@ -13,7 +13,7 @@ import torch
 from ..batching import pad_id
 from ..errors import UserError
 from ..models import as_adapter
-from ..prompts import load_prompts
+from ..prompts import describe_tokens, load_prompts
 from ..runner import staged_folder
 from .names import ANALYSES
 from .contrib import ContributionResult, contributions
@@ -198,8 +198,14 @@ def run_depth(
     skip_max_tokens: int | None = None,
     map_tokens: int = 4096,
     progress: bool = True,
+    tokens: Sequence[torch.Tensor] | None = None,
+    inputs: dict | None = None,
+    add_special_tokens: bool = True,
 ) -> DepthReport:
-    """Run the chosen analyses on one model (and the linear map to ``compare``)."""
+    """Run the chosen analyses on one model (and the linear map to ``compare``).
+
+    ``tokens``: exact token blocks (1-D id tensors) instead of ``prompts`` (``inputs`` then says
+    where they came from); either way report.json records the ids' sha256."""
     adapter = as_adapter(model)
     analyses = list(analyses)
     unknown = set(analyses) - set(ANALYSES)
@@ -207,9 +213,16 @@ def run_depth(
         raise UserError(f"unknown analyses {sorted(unknown)} (contributions, skip, lens, map)")
     if compare is not None:
         check_same_tokenizer(tokenizer, compare_tokenizer, name, compare_name)
-    tokens = load_prompts(tokenizer, prompts, num_prompts=num_prompts, max_tokens=max_tokens)
+    if tokens is None:
+        tokens = load_prompts(tokenizer, prompts, num_prompts=num_prompts, max_tokens=max_tokens,
+                              add_special_tokens=add_special_tokens)
+        inputs = describe_tokens(tokens, prompts or "builtin", "text", add_special_tokens)
+    else:
+        tokens = [torch.as_tensor(t, dtype=torch.long).reshape(-1) for t in tokens]
+        inputs = inputs or describe_tokens(tokens, "token ids (API)", "token-ids", None)
     pad = pad_id(tokenizer)
-    settings = {"prompts": prompts or "builtin (pydoc_data.topics)", "num_prompts": len(tokens),
+    settings = {"prompts": inputs["source"] if inputs["kind"] != "text" else prompts or "builtin (pydoc_data.topics)",
+                "inputs": inputs, "num_prompts": len(tokens),
                 "max_tokens": max_tokens, "batch_size": batch_size,
                 "excluded_positions": sorted(set(int(p) for p in exclude_positions)),
                 "analyses": analyses}

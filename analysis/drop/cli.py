@@ -39,6 +39,7 @@ def _validate(args) -> None:
     if any(k < 0 for k in eval_ks):
         raise AnalysisError("--eval-ks must be >= 0")
     runner.check_at_least(args, "num_prompts", "eval_prompts", "max_tokens", "batch_size", "speed_rounds")
+    runner.check_token_inputs(args, "prompts")
     if args.mc and not os.path.isfile(args.mc):
         raise AnalysisError(f"multiple-choice file not found: {args.mc}")
 
@@ -64,12 +65,16 @@ def _run(args, run: runner.Run) -> int:
             raise AnalysisError(f"--new-tokens {args.new_tokens} after a {min(max_tokens, 64)}-token prompt is "
                                 f"longer than {args.model} can take ({limit} positions); lower --new-tokens")
     L = adapter.num_layers
+    blocks, inputs = runner.token_inputs(args, loaded.tokenizer, num_blocks=args.num_prompts + args.eval_prompts,
+                                         max_tokens=max_tokens if args.text_stream else (
+                                             args.max_tokens or runner.max_positions(adapter)),
+                                         vocab_size=getattr(adapter.config, "vocab_size", None))
     report, dropped_model = run_drop(
         adapter, loaded.tokenizer, kind=kind, n=args.n, layers=layers, mode=mode, name=args.model,
         prompts=args.prompts, num_prompts=args.num_prompts, eval_prompts=args.eval_prompts,
         max_tokens=max_tokens, batch_size=args.batch_size, eval_ks=eval_ks, mc=args.mc,
         mc_limit=args.mc_limit, speed=not args.no_speed, new_tokens=args.new_tokens, repeats=args.speed_rounds,
-        progress=run.progress,
+        progress=run.progress, tokens=blocks, inputs=inputs, add_special_tokens=args.add_special_tokens,
     )
     repo_id = args.repo_id or default_repo_id(args.model, kind, len(report.dropped))
     with run.staging() as staging:
@@ -145,5 +150,6 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--mc-limit", type=int, default=None, help="use only the first N multiple-choice items")
     parser.add_argument("--new-tokens", type=int, default=16, help="tokens decoded for the generation speed")
     parser.add_argument("--no-speed", action="store_true", help="skip the throughput and timing measurements")
+    runner.add_token_inputs(parser, text_option="--prompts")
     parser.add_argument("--speed-rounds", type=int, default=5,
                         help="paired, alternating timing rounds (full model, dropped model) for the speed interval")
