@@ -252,7 +252,8 @@ def test_cli_writes_the_report(tmp_path, capsys, offline):
     other = save_tiny(str(tmp_path / "other"), "llama", seed=5, num_layers=2)
     out = tmp_path / "out"
     code = cli_main(["depth", "--model", folder, "--compare", other, "--out", str(out), "--num-prompts", "3",
-                     "--max-tokens", "24", "--batch-size", "2", "--skip-positions", "2", "--quiet"])
+                     "--max-tokens", "24", "--batch-size", "2", "--skip-positions", "3", "--quiet",
+                     "--analyses", "contributions,skip,lens,map"])
     assert code == 0
     printed = capsys.readouterr().out
     assert str(out) in printed
@@ -264,7 +265,10 @@ def test_cli_writes_the_report(tmp_path, capsys, offline):
     assert report["contributions"]["excluded_positions"] == [0]
     assert len(report["linear_map"]["relative_error"]) == 4 and len(report["linear_map"]["relative_error"][0]) == 3
     assert "relative_contribution" in report["depth_scores"]
-    assert "positions excluded from the averages: 0" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "positions excluded from the averages: 0" in markdown
+    for name in names - {"report.json", "report.md"}:  # report.md refers to every figure it comes with
+        assert f"]({name})" in markdown and f"*{name}*:" in markdown
     # a second run into the same folder is refused
     assert cli_main(["depth", "--model", folder, "--out", str(out)]) == 2
 

@@ -330,3 +330,92 @@ def test_token_input_mistakes_are_one_line_errors(case, tmp_path, tiny_folder, c
     assert {"both": "give only one input", "out-of-vocab": "outside the vocabulary",
             "missing": "not found"}[case] in err
     assert not (tmp_path / "o").exists()
+
+
+# --- figures and report.md ------------------------------------------------------------------
+
+
+def _report(skip_prompts=3, skip_positions=3, analyses=("contributions", "skip", "lens")):
+    from .analysis_fixtures import make_tokenizer
+
+    return depth.run_depth(make_tiny("llama", num_layers=4), make_tokenizer(), name="tiny", num_prompts=3,
+                           max_tokens=20, batch_size=3, analyses=analyses, skip_prompts=skip_prompts,
+                           skip_positions=skip_positions, progress=False)
+
+
+def test_figures_show_the_range_mask_the_unmeasured_and_label_dimensions(tmp_path, figures):
+    import numpy as np
+
+    report = _report()
+    # a skip matrix whose values exceed the clip, as on real models (3-643)
+    matrix = np.array(report.skip.layer_effect["layer"])
+    matrix[0, 2] = 643.0
+    report.skip.layer_effect["layer"] = matrix.tolist()
+    report.write_into(str(tmp_path))
+    # skip matrix: the colour bar's top label says "≥", the lower triangle is masked (grey)
+    fig = figures["skip_layer.png"]
+    bar_axis = fig.axes[1]
+    labels = [t.get_text() for t in bar_axis.get_yticklabels()]
+    assert labels[-1] == "≥ 1" and labels[0] == "0"
+    image = fig.axes[0].images[0]
+    data = image.get_array()
+    L = report.num_layers
+    assert data.mask[np.tril_indices(L, -1)].all() and not data.mask[np.triu_indices(L)].any()
+    rgba = image.to_rgba(data)
+    assert tuple(np.round(rgba[1, 0], 3)) == tuple(np.round(matplotlib_color("lightgrey"), 3))
+    # a matrix within the scale has no "≥"
+    assert [t.get_text() for t in figures["skip_mlp.png"].axes[1].get_yticklabels()][-1] in ("1", "≥ 1")
+    # contributions: a panel without layer 0, tick labels on the log panel
+    axes = figures["contributions.png"].axes
+    assert "without layer 0" in axes[1].get_title()
+    assert all(line.get_xdata()[0] == 1 for line in axes[1].lines if len(line.get_xdata()) == L - 1)
+    assert len([t for t in axes[0].get_yticklabels() if t.get_text()]) >= 2
+    # outliers: shares over all tokens, dimension labels, magnitudes on a log axis
+    share_ax, magnitude_ax = figures["outliers.png"].axes
+    top_dims = {str(o["all_positions"][0]["dim"]) for o in report.contributions.outliers}
+    assert top_dims <= {t.get_text() for t in share_ax.texts}
+    assert any("all tokens" in line.get_label() for line in share_ax.lines)
+    assert magnitude_ax.get_yscale() == "log"
+    # skip_output: median with quartile bars (9 samples per layer >= the minimum)
+    assert "median" in figures["skip_output.png"].axes[0].get_title()
+    markdown = (tmp_path / "report.md").read_text()
+    assert "without layer 0" in markdown and "## What ran" in markdown
+    assert "not run: **map**: not requested" in markdown and "- **skip**" in markdown
+
+
+def matplotlib_color(name):
+    from matplotlib.colors import to_rgba
+
+    return to_rgba(name)
+
+
+def test_outlier_share_over_all_tokens_is_e_h_squared(tmp_path):
+    """all_positions share = Σ_tokens h_d² / Σ_tokens ‖h‖² from stored activations."""
+    from analysis.batching import batches
+
+    from .analysis_fixtures import make_tokenizer
+
+    model = make_tiny("llama")
+    prompts = random_prompts((12, 9, 16))
+    result = depth.contributions(model, prompts, batch_size=2, progress=False)
+    squared = None
+    for ids, mask in batches(prompts, 2):
+        h = depth.collect_activations(model, ids, mask)["h"].double()  # (L+1, B, T, d)
+        part = (h.square() * mask[None, :, :, None]).sum((1, 2))
+        squared = part if squared is None else squared + part
+    share = squared / squared.sum(-1, keepdim=True)
+    for l, entry in enumerate(result.outliers):
+        top = entry["all_positions"][0]
+        assert top["dim"] == int(share[l].argmax())
+        assert top["share"] == pytest.approx(float(share[l].max()), rel=1e-5)
+
+
+def test_skip_output_is_refused_below_the_sample_size(tmp_path, figures):
+    report = _report(skip_prompts=2, skip_positions=2)  # 2 x 2 samples per layer
+    assert all(len(v) == 4 for v in report.skip.output_samples["layer"])
+    assert max(max(v) for v in report.skip.output_samples["attn"]) == pytest.approx(max(report.skip.output_effect["attn"]))
+    report.write_into(str(tmp_path))
+    assert not (tmp_path / "skip_output.png").exists() and "skip_output.png" not in figures
+    markdown = (tmp_path / "report.md").read_text()
+    assert "*skip_output.png* not drawn: 4 samples" in markdown
+    assert "](skip_output.png)" not in markdown and "](skip_layer.png)" in markdown

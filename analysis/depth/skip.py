@@ -21,7 +21,7 @@ from ..hooks import ATTN_OUT, MLP_OUT, RESID_POST, RESID_PRE, Hooks, hidden_from
 from ..models import DecoderAdapter, as_adapter, first_tensor
 from .resources import _forward_flops, _head_flops, _layer_flops, estimate_flops
 
-__all__ = ["KINDS", "SkipResult", "skip_masks", "skipping", "skip_forward", "choose_positions",
+__all__ = ["KINDS", "MIN_OUTPUT_SAMPLES", "skip_output_refusal", "SkipResult", "skip_masks", "skipping", "skip_forward", "choose_positions",
            "skip_effects", "skip_effects_reference"]
 
 KINDS = ("layer", "attn", "mlp")
@@ -94,6 +94,9 @@ class SkipResult:
     positions: list[list[int]]
     num_prompts: int
     keep_first: int = 1
+    #: ``output_samples[kind][l]``: the per-sample maxima behind ``output_effect`` (one per prompt
+    #: and intervention position), so a figure can show their spread
+    output_samples: dict[str, list[list[float]]] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +112,24 @@ class SkipResult:
         matrix = self.matrix(kind)
         L = matrix.shape[0]
         return [float(matrix[l, l + 1:].max()) if l + 1 < L else 0.0 for l in range(L)]
+
+
+#: below this many samples (prompts x positions) per layer, skip_output.png is not drawn: a
+#: maximum over fewer values is noise
+MIN_OUTPUT_SAMPLES = 8
+
+
+def skip_output_refusal(result: "SkipResult") -> str | None:
+    """Why the output-effect figure is not drawn (too few samples per layer), or None."""
+    samples = result.output_samples
+    if not samples:
+        return "the result has no per-sample output effects"
+    counts = [len(v) for kind in result.kinds for v in samples[kind]]
+    fewest = min(counts) if counts else 0
+    if fewest < MIN_OUTPUT_SAMPLES:
+        return (f"{fewest} samples (prompts x positions) per layer, fewer than {MIN_OUTPUT_SAMPLES}: "
+                "a maximum over so few is noise (raise --skip-prompts / --skip-positions)")
+    return None
 
 
 def choose_positions(length: int, count: int, mode: str, generator: torch.Generator) -> list[int]:
@@ -228,6 +249,7 @@ def skip_effects(
     def advance(flops: int):
         bar.update(round(flops / 1e9, 3))
 
+    samples: list[list[list[float]]] = [[[] for _ in range(L)] for _ in kinds]
     for index, prompt in enumerate(prompts):
         T = len(prompt)
         ts = list(positions[index]) if positions is not None else choose_positions(T, num_positions, mode, generator)
@@ -300,6 +322,8 @@ def skip_effects(
             values = torch.zeros(chunk.shape[0], device=device).scatter_reduce_(
                 0, rows, change, reduce="amax").double().cpu()
             out_effect.view(-1).scatter_reduce_(0, chunk_meta[:, 0] * L + chunk_meta[:, 1], values, reduce="amax")
+            for (ki, layer, _), value in zip(chunk_meta.tolist(), values.tolist()):
+                samples[ki][layer].append(value)
     bar.close()
     return SkipResult(
         mode=mode,
@@ -309,6 +333,7 @@ def skip_effects(
         positions=chosen,
         num_prompts=len(prompts),
         keep_first=keep_first,
+        output_samples={k: samples[i] for i, k in enumerate(kinds)},
     )
 
 
@@ -344,6 +369,7 @@ def skip_effects_reference(
             logits = forward(adapter, ids[None]).logits[0]
         return record, logits.float().softmax(-1)
 
+    samples: list[list[list[float]]] = [[[] for _ in range(L)] for _ in kinds]
     for index, prompt in enumerate(_progress(prompts, desc="skip effects (reference)", progress=progress)):
         T = len(prompt)
         for t in positions[index]:
@@ -359,6 +385,8 @@ def skip_effects_reference(
                         effect[ki, l, j] = max(float(effect[ki, l, j]), float(change[measured].max()))
                     change = (probs - base_probs).norm(dim=-1)
                     out_effect[ki, l] = max(float(out_effect[ki, l]), float(change[measured].max()))
+                    samples[ki][l].append(float(change[measured].max()))
     return SkipResult(mode, kinds, {k: effect[i].tolist() for i, k in enumerate(kinds)},
                       {k: out_effect[i].tolist() for i, k in enumerate(kinds)},
-                      [list(map(int, p)) for p in positions], len(prompts), keep_first)
+                      [list(map(int, p)) for p in positions], len(prompts), keep_first,
+                      {k: samples[i] for i, k in enumerate(kinds)})
