@@ -14,7 +14,7 @@ from ..batching import progress as _progress
 from ..hooks import RESID_POST, RESID_PRE, Hooks
 from ..models import DecoderAdapter, as_adapter
 
-__all__ = ["LensResult", "logit_lens", "lens_statistics"]
+__all__ = ["LensResult", "logit_lens", "lens_statistics", "chunked_logsumexp"]
 
 
 @dataclass
@@ -72,13 +72,12 @@ def logit_lens(
         tokens += int(keep.sum())
         for start in range(0, reference.shape[0], chunk_tokens):
             ref = reference[start:start + chunk_tokens]
-            ref_logp = ref.log_softmax(-1)
-            ref_p = ref_logp.exp()
-            neg_entropy = (ref_p * ref_logp).sum(-1)
+            ref_p = ref.softmax(-1)
+            ref_logz = chunked_logsumexp(ref, vocab_chunk)
             ref_top = ref.topk(k, dim=-1).indices
             for index in range(L + 1):
-                kl, overlap = lens_statistics(adapter, state["h"][index][start:start + chunk_tokens], ref_p,
-                                              neg_entropy, ref_top, vocab_chunk=vocab_chunk)
+                kl, overlap = lens_statistics(adapter, state["h"][index][start:start + chunk_tokens], ref, ref_p,
+                                              ref_logz, ref_top, vocab_chunk=vocab_chunk)
                 kl_sum[index] += float(kl.sum())
                 overlap_sum[index] += float(overlap.sum())
         state.clear()
@@ -95,12 +94,46 @@ def _head(adapter: DecoderAdapter):
     return None, None
 
 
-def lens_statistics(adapter: DecoderAdapter, hidden: torch.Tensor, ref_p: torch.Tensor, neg_entropy: torch.Tensor,
-                    ref_top: torch.Tensor, *, vocab_chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+def _chunk_logits(adapter: DecoderAdapter, normed: torch.Tensor, weight, bias, v0: int, v1: int) -> torch.Tensor:
+    if weight is None:
+        z = adapter.lm_head(normed)
+    else:
+        z = torch.nn.functional.linear(normed, weight[v0:v1], None if bias is None else bias[v0:v1])
+    z = z.float()
+    if adapter.softcap:
+        z = torch.tanh(z / adapter.softcap) * adapter.softcap
+    return z
+
+
+def _online_logsumexp(state, z: torch.Tensor):
+    """Fold the (n, chunk) block ``z`` into the running float64 (max, Σ exp) ``state``."""
+    z = z.double()
+    run_max, run_sum = state
+    new_max = torch.maximum(run_max, z.amax(-1))
+    run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(z - new_max[:, None]).sum(-1)
+    return new_max, run_sum
+
+
+def chunked_logsumexp(logits: torch.Tensor, vocab_chunk: int = 8192) -> torch.Tensor:
+    """log Σ exp over the last axis in float64, by vocabulary chunks (the lens' own algorithm)."""
+    n = logits.shape[0]
+    state = (torch.full((n,), -math.inf, dtype=torch.float64, device=logits.device),
+             torch.zeros(n, dtype=torch.float64, device=logits.device))
+    for v0 in range(0, logits.shape[-1], vocab_chunk):
+        state = _online_logsumexp(state, logits[:, v0:v0 + vocab_chunk])
+    return state[0] + torch.log(state[1])
+
+
+def lens_statistics(adapter: DecoderAdapter, hidden: torch.Tensor, ref_logits: torch.Tensor, ref_p: torch.Tensor,
+                    ref_logz: torch.Tensor, ref_top: torch.Tensor, *,
+                    vocab_chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
     """KL(p ‖ softmax(z)) and |top-k(z) ∩ ref_top|/k per token, for z = the model's head on
-    ``hidden`` (n, d), with ``ref_p`` the (n, V) reference probabilities and ``neg_entropy`` their
-    Σ p log p. Fused over vocabulary chunks: KL = Σp log p − Σ p z + logsumexp z, with the
-    logsumexp and the top-k kept as running values, so only an (n, vocab_chunk) block of z exists."""
+    ``hidden`` (n, d) and p = softmax(``ref_logits``) (``ref_p``, with ``ref_logz`` its float64
+    log-normaliser from :func:`chunked_logsumexp`). Fused over vocabulary chunks:
+    KL = Σ p (r − z) + logsumexp z − logsumexp r, with Σ p (r − z) and logsumexp z accumulated in
+    float64 and the top-k kept as running values, so only an (n, vocab_chunk) block of z exists
+    (and at the model's own output, z = r, the KL is 0 up to the head's rounding, not a
+    difference of two entropies' worth of float32)."""
     k = ref_top.shape[-1]
     weight, bias = _head(adapter)
     normed = adapter.final_norm(hidden)
@@ -108,30 +141,21 @@ def lens_statistics(adapter: DecoderAdapter, hidden: torch.Tensor, ref_p: torch.
     if weight is None:  # an unusual head: one chunk
         vocab_chunk = V
     n = hidden.shape[0]
-    run_max = torch.full((n,), -math.inf, device=hidden.device)
-    run_sum = torch.zeros(n, device=hidden.device)
-    p_dot_z = torch.zeros(n, device=hidden.device)
+    state = (torch.full((n,), -math.inf, dtype=torch.float64, device=hidden.device),
+             torch.zeros(n, dtype=torch.float64, device=hidden.device))
+    p_dot_d = torch.zeros(n, dtype=torch.float64, device=hidden.device)
     top_vals = torch.full((n, 0), -math.inf, device=hidden.device)
     top_idx = torch.zeros((n, 0), dtype=torch.long, device=hidden.device)
     for v0 in range(0, V, vocab_chunk):
         v1 = min(V, v0 + vocab_chunk)
-        if weight is None:
-            z = adapter.lm_head(normed)
-        else:
-            z = torch.nn.functional.linear(normed, weight[v0:v1], None if bias is None else bias[v0:v1])
-        z = z.float()
-        if adapter.softcap:
-            z = torch.tanh(z / adapter.softcap) * adapter.softcap
-        chunk_max = z.amax(-1)
-        new_max = torch.maximum(run_max, chunk_max)
-        run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(z - new_max[:, None]).sum(-1)
-        run_max = new_max
-        p_dot_z += (ref_p[:, v0:v1] * z).sum(-1)
+        z = _chunk_logits(adapter, normed, weight, bias, v0, v1)
+        state = _online_logsumexp(state, z)
+        p_dot_d += (ref_p[:, v0:v1] * (ref_logits[:, v0:v1] - z)).double().sum(-1)
         vals, idx = z.topk(min(k, v1 - v0), dim=-1)
         top_vals, order = torch.cat([top_vals, vals], -1).topk(min(k, top_vals.shape[1] + vals.shape[1]), dim=-1)
         top_idx = torch.cat([top_idx, idx + v0], -1).gather(-1, order)
-    log_z = run_max + torch.log(run_sum)
-    kl = (neg_entropy - p_dot_z + log_z).clamp_min(0)
+    log_z = state[0] + torch.log(state[1])
+    kl = (p_dot_d + log_z - ref_logz).clamp_min(0)
     overlap = (top_idx[:, :, None] == ref_top[:, None, :]).any(-1).float().sum(-1) / k
     return kl, overlap
 
