@@ -36,7 +36,7 @@ def estimate_memory(adapter: DecoderAdapter, *, max_tokens: int, batch_size: int
                     analyses: Iterable[str] = ("contributions", "skip", "lens", "map"),
                     skip_positions: int = 4, skip_max_tokens: int | None = None, map_tokens: int = 4096,
                     compare: DecoderAdapter | None = None, skip_max_batch: int = 64,
-                    lens_chunk_tokens: int = 512, lens_vocab_chunk: int = 8192) -> dict[str, int]:
+                    lens_chunk_tokens: int = 512, lens_vocab_chunk: int = 4096) -> dict[str, int]:
     """Bytes each analysis of :func:`run_depth` needs on top of the loaded weights (the phases run
     one after another, so the run's peak is the largest), with ``"peak"``. An estimate from the
     sizes alone, made before anything runs."""
