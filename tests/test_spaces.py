@@ -584,7 +584,7 @@ def test_zoo_explorer_bad_input_is_a_message(client_for):
 def test_depth_probe_runs_and_matches_the_python_api(client_for, space_env):
     client = client_for("depth-probe")
     figures, summary, report_path, scores = client.predict(
-        space_env["lm"], "built-in text", "", 3, 32, ["contributions", "lens", "skip"], 2, api_name="/probe")
+        space_env["lm"], "built-in text", "", 3, 32, ["contributions", "lens", "skip"], 3, api_name="/probe")
     names = sorted(Path(f["image"] if isinstance(f["image"], str) else f["image"]["path"]).name for f in figures)
     assert {"contributions.png", "logit_lens.png", "skip_output.png"} <= set(names), names
     report = json.loads(Path(report_path).read_text())
@@ -597,7 +597,7 @@ def test_depth_probe_runs_and_matches_the_python_api(client_for, space_env):
 
     loaded = load_model(space_env["lm"])
     expected = run_depth(loaded.model, loaded.tokenizer, num_prompts=3, max_tokens=32, batch_size=4,
-                         analyses=["contributions", "lens", "skip"], skip_prompts=3, skip_positions=2,
+                         analyses=["contributions", "lens", "skip"], skip_prompts=3, skip_positions=3,
                          skip_max_tokens=32, progress=False)
     assert report["contributions"]["layer_ratio"] == pytest.approx(expected.contributions.layer_ratio, rel=1e-4)
     assert report["lens"]["kl"] == pytest.approx(expected.lens.kl, rel=1e-4, abs=1e-6)

@@ -32,6 +32,7 @@ def _validate(args: argparse.Namespace) -> None:
         raise AnalysisError("--mi-bins must be at least 2")
     if not 0 < args.strong <= 1:
         raise AnalysisError("--strong must be in (0, 1]")
+    runner.check_token_inputs(args, "text")
     if args.data:
         from zoo import data as zoo_data
 
@@ -43,8 +44,9 @@ def _run(args: argparse.Namespace, run: runner.Run) -> int:
     import torch
 
     from .compare import compare_models
+    from ..prompts import describe_tokens
     from .inputs import (check_inputs, check_layers, check_tokenizers_first, image_batches, layer_shapes, list_layers,
-                         load_models, text_batches)
+                         load_models, text_batches, text_prompts)
 
     options = runner.load_options(args)
     check_tokenizers_first(args.models, args.text, trust_remote_code=options["trust_remote_code"],
@@ -63,11 +65,18 @@ def _run(args: argparse.Namespace, run: runner.Run) -> int:
             return total, batches, {"kind": kind, "description": f"zoo data set {args.data} ({args.split} split)",
                                     "data": args.data, "split": args.split}
         if kind == "input_ids":
-            total, batches = text_batches([i.tokenizer for i in loaded], args.models, args.text,
-                                          num_prompts=args.num_prompts if limit is None else min(limit, args.num_prompts),
-                                          max_tokens=args.max_tokens, batch_size=batch_size)
-            return total, batches, {"kind": kind, "description": f"text ({args.text or 'built-in English'})",
-                                    "text": args.text, "max_tokens": args.max_tokens}
+            count = args.num_prompts if limit is None else min(limit, args.num_prompts)
+            tokenizers = [i.tokenizer for i in loaded]
+            blocks, described = runner.token_inputs(args, tokenizers[0], num_blocks=count, max_tokens=args.max_tokens,
+                                                    vocab_size=min(getattr(m.config, "vocab_size", None) or 2**62
+                                                                   for m in models))
+            if blocks is None:
+                blocks = text_prompts(tokenizers, args.models, args.text, num_prompts=count,
+                                      max_tokens=args.max_tokens, add_special_tokens=args.add_special_tokens)
+                described = describe_tokens(blocks, args.text or "builtin", "text", args.add_special_tokens)
+            total, batches = text_batches(tokenizers, args.models, tokens=blocks, batch_size=batch_size)
+            return total, batches, {"kind": kind, "description": f"{described['kind']} ({described['source']})",
+                                    "text": args.text, "max_tokens": args.max_tokens, "tokens": described}
         raise AnalysisError(f"models taking {kind} are not supported yet (image pixel_values or text input_ids)")
 
     if args.list_layers:
@@ -136,3 +145,4 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--float64", action="store_true", help="compute batch products in float64 (sums are always float64)")
     parser.add_argument("--seed", type=int, default=0)
+    runner.add_token_inputs(parser, text_option="--text")

@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..hooks import Hooks
 
 __all__ = ["list_layers", "check_layers", "layer_shapes", "input_kind", "check_inputs", "load_models",
-           "image_batches", "text_batches", "check_same_tokenization", "check_tokenizers_first"]
+           "image_batches", "text_prompts", "text_batches", "check_same_tokenization", "check_tokenizers_first"]
 
 
 def list_layers(model: nn.Module) -> list[tuple[str, str]]:
@@ -126,17 +126,34 @@ def check_tokenizers_first(names: Sequence[str], source: str | None = None, *, t
     check_same_tokenization(tokenizers, names, [tokenizers[0].decode(p) for p in prompts])
 
 
-def text_batches(tokenizers: Sequence[Any], names: Sequence[str], source: str | None = None, num_prompts: int = 16,
-                 max_tokens: int = 128, batch_size: int = 4) -> tuple[int, Iterator[dict]]:
-    """Token batches from text (built-in English, a file or a datasets name) that every model
-    tokenizes identically (else positions could not be aligned)."""
-    from ..prompts import iter_batches, load_prompts
+def text_prompts(tokenizers: Sequence[Any], names: Sequence[str], source: str | None = None, *, num_prompts: int = 16,
+                 max_tokens: int = 128, add_special_tokens: bool = True) -> list[torch.Tensor]:
+    """The token ids of text (built-in English, a file or a datasets name), checked to be split
+    the same way by every model's tokenizer."""
+    from ..prompts import load_prompts
 
     if tokenizers[0] is None:
         raise UserError(f"{names[0]} has no tokenizer; text inputs need one")
-    prompts = load_prompts(tokenizers[0], source, num_prompts=num_prompts, max_tokens=max_tokens)
+    prompts = load_prompts(tokenizers[0], source, num_prompts=num_prompts, max_tokens=max_tokens,
+                           add_special_tokens=add_special_tokens)
     check_same_tokenization(tokenizers, names, [tokenizers[0].decode(p) for p in prompts[:2]])
-    pad = pad_id(tokenizers[0])
+    return prompts
+
+
+def text_batches(tokenizers: Sequence[Any], names: Sequence[str], source: str | None = None, num_prompts: int = 16,
+                 max_tokens: int = 128, batch_size: int = 4, *, tokens=None,
+                 add_special_tokens: bool = True) -> tuple[int, Iterator[dict]]:
+    """Token batches from text (built-in English, a file or a datasets name) that every model
+    tokenizes identically (else positions could not be aligned), or from exact ``tokens`` (1-D id
+    tensors, fed to every model as they are)."""
+    from ..prompts import iter_batches
+
+    if tokens is not None:
+        prompts = [torch.as_tensor(t, dtype=torch.long).reshape(-1) for t in tokens]
+    else:
+        prompts = text_prompts(tokenizers, names, source, num_prompts=num_prompts, max_tokens=max_tokens,
+                               add_special_tokens=add_special_tokens)
+    pad = pad_id(tokenizers[0]) if tokenizers[0] is not None else 0
 
     def batches():
         for ids, mask in iter_batches(prompts, batch_size, pad_id=pad):

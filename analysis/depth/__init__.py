@@ -13,7 +13,9 @@ residual stream entering layer ``l``, ``a_l`` what attention adds and ``m_l`` wh
   ‖Δ(h_{j+1}−h_j)‖/‖h_{j+1}−h_j‖ and of the next-token distribution ‖p−p′‖₂, maxed over
   positions and prompts → L×L matrices. Variants share the unchanged prefix of layers and run
   batched (:func:`skip_effects_reference` is the plain one-forward-per-variant version).
-* :func:`logit_lens` — lm_head(final_norm(h_l)) against the model's output: KL and top-k overlap.
+* :func:`logit_lens` — lm_head(final_norm(h_l)) against the model's output: KL and top-k overlap,
+  in one forward per batch with the head in token x vocabulary chunks (:func:`lens_statistics`).
+* :func:`estimate_flops` — what each analysis will cost, from the weight shapes (the CLI prints it).
 * :func:`depth_score` — Σ l·e_l / Σ e_l.
 * :func:`linear_maps` — closed-form ridge maps from one model's residual stream to another's
   (same tokenizer): relative error, source layer × target layer.
@@ -58,6 +60,13 @@ _EXPORTS = {
     "max_positions": "resources",
     "check_max_tokens": "resources",
     "estimate_memory": "resources",
+    "estimate_flops": "resources",
+    "measure_rate": "resources",
+    "LAPTOP_FLOPS": "resources",
+    "lens_statistics": "lens",
+    "chunked_logsumexp": "lens",
+    "MIN_OUTPUT_SAMPLES": "skip",
+    "skip_output_refusal": "skip",
 }
 
 __all__ = list(_EXPORTS)

@@ -30,7 +30,8 @@ class ContributionResult:
 
     ``excluded_positions`` lists the positions left out of the averages (attention sinks
     usually sit at position 0). ``outliers[l]`` lists the residual dimensions with the largest
-    share of ‖h_l‖² at the first position and at the other positions.
+    share of ‖h_l‖² at the first position, at the other positions, and over all tokens
+    (``all_positions``: E[h_d²]/E‖h‖²).
     """
 
     attn_ratio: list[float]
@@ -147,6 +148,8 @@ class _ContributionAccumulator:
         for index in range(self.sq_first.shape[0]):
             first_share = self.sq_first[index] / self.sq_first[index].sum().clamp_min(_EPS)
             rest_share = self.sq_rest[index] / self.sq_rest[index].sum().clamp_min(_EPS)
+            every = self.sq_first[index] + self.sq_rest[index]
+            all_share = every / every.sum().clamp_min(_EPS)
             outliers.append({
                 "layer": index,
                 "first_position": [
@@ -156,6 +159,11 @@ class _ContributionAccumulator:
                 "other_positions": [
                     {"dim": int(i), "share": float(rest_share[i])}
                     for i in torch.argsort(rest_share, descending=True)[: self.top_dims]
+                ],
+                # E[h_d²] / E‖h‖² over every token (position 0 and the rest together)
+                "all_positions": [
+                    {"dim": int(i), "share": float(all_share[i])}
+                    for i in torch.argsort(all_share, descending=True)[: self.top_dims]
                 ],
                 "max_abs_first": float(self.max_first[index]),
                 "max_abs_other": float(self.max_rest[index]),

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import torch
+from torch import nn
 
 from ..batching import batches, forward, token_weights
 from ..batching import progress as _progress
 from ..hooks import RESID_POST, RESID_PRE, Hooks
 from ..models import DecoderAdapter, as_adapter
 
-__all__ = ["LensResult", "logit_lens"]
+__all__ = ["LensResult", "logit_lens", "lens_statistics", "chunked_logsumexp"]
 
 
 @dataclass
@@ -43,10 +45,13 @@ def logit_lens(
     exclude_positions: Sequence[int] = (0,),
     pad_id: int = 0,
     chunk_tokens: int = 512,
+    vocab_chunk: int = 4096,
     progress: bool = True,
 ) -> LensResult:
-    """Logit lens in two passes per batch: the final distribution, then every layer's lens
-    evaluated in the hooks (token chunks of ``chunk_tokens``) — no stored residual stream."""
+    """Logit lens in one forward pass per batch: the hooks keep h_0..h_L at the measured tokens,
+    the model's own output gives the reference, and every layer's lens is evaluated in chunks of
+    ``chunk_tokens`` tokens x ``vocab_chunk`` vocabulary rows with the log-softmax and the KL fused
+    (:func:`lens_statistics`): no layer's full log-probabilities are ever materialised."""
     adapter = as_adapter(model)
     L = adapter.num_layers
     kl_sum = torch.zeros(L + 1, dtype=torch.float64)
@@ -54,32 +59,96 @@ def logit_lens(
     tokens = 0
     state: dict[str, Any] = {}
 
-    def measure(index: int, hidden: torch.Tensor):
-        flat = hidden[state["keep"]]
-        for start in range(0, flat.shape[0], chunk_tokens):
-            logp = adapter.logits(flat[start:start + chunk_tokens]).float().log_softmax(-1)
-            ref = state["logp"][start:start + chunk_tokens]
-            kl = (ref.exp() * (ref - logp)).sum(-1)
-            top = logp.topk(k, dim=-1).indices
-            ref_top = state["top"][start:start + chunk_tokens]
-            overlap = (top[:, :, None] == ref_top[:, None, :]).any(-1).float().sum(-1) / k
-            kl_sum[index] += float(kl.sum())
-            overlap_sum[index] += float(overlap.sum())
+    def keep_hidden(index: int, hidden: torch.Tensor):
+        state["h"][index] = hidden[state["keep"]]
 
     for ids, mask in _progress(batches(prompts, batch_size, pad_id), desc="logit lens", progress=progress):
         keep = token_weights(mask, exclude_positions).to(adapter.device)
-        logits = forward(adapter, ids, mask).logits
-        state["keep"] = keep
-        state["logp"] = logits[keep].float().log_softmax(-1)
-        state["top"] = state["logp"].topk(k, dim=-1).indices
+        state["keep"], state["h"] = keep, [None] * (L + 1)
+        with _lens_hooks(adapter, keep_hidden):
+            logits = forward(adapter, ids, mask).logits
+        reference = logits[keep].float()
         del logits
         tokens += int(keep.sum())
-        with _lens_hooks(adapter, measure):
-            forward(adapter, ids, mask)
+        for start in range(0, reference.shape[0], chunk_tokens):
+            ref = reference[start:start + chunk_tokens]
+            ref_p = ref.softmax(-1)
+            ref_logz = chunked_logsumexp(ref, vocab_chunk)
+            ref_top = ref.topk(k, dim=-1).indices
+            for index in range(L + 1):
+                kl, overlap = lens_statistics(adapter, state["h"][index][start:start + chunk_tokens], ref, ref_p,
+                                              ref_logz, ref_top, vocab_chunk=vocab_chunk)
+                kl_sum[index] += float(kl.sum())
+                overlap_sum[index] += float(overlap.sum())
         state.clear()
     n = max(tokens, 1)
     return LensResult((kl_sum / n).tolist(), (overlap_sum / n).tolist(), k, tokens,
                       sorted(set(int(p) for p in exclude_positions)))
+
+
+def _head(adapter: DecoderAdapter):
+    """(weight, bias) of the LM head when it is a plain linear map (chunkable by vocabulary rows)."""
+    head = adapter.lm_head
+    if isinstance(head, nn.Linear):
+        return head.weight, head.bias
+    return None, None
+
+
+def _chunk_logits(adapter: DecoderAdapter, normed: torch.Tensor, weight, bias, v0: int, v1: int) -> torch.Tensor:
+    if weight is None:
+        z = adapter.lm_head(normed)
+    else:
+        z = torch.nn.functional.linear(normed, weight[v0:v1], None if bias is None else bias[v0:v1])
+    z = z.float()
+    if adapter.softcap:
+        z = torch.tanh(z / adapter.softcap) * adapter.softcap
+    return z
+
+
+def chunked_logsumexp(logits: torch.Tensor, vocab_chunk: int = 4096) -> torch.Tensor:
+    """log Σ exp over the last axis by vocabulary chunks, combined in float64 (the lens' own
+    algorithm, so that at the model's output both sides round alike)."""
+    out = torch.full((logits.shape[0],), -math.inf, dtype=torch.float64, device=logits.device)
+    for v0 in range(0, logits.shape[-1], vocab_chunk):
+        out = torch.logaddexp(out, torch.logsumexp(logits[:, v0:v0 + vocab_chunk].float(), -1).double())
+    return out
+
+
+def lens_statistics(adapter: DecoderAdapter, hidden: torch.Tensor, ref_logits: torch.Tensor, ref_p: torch.Tensor,
+                    ref_logz: torch.Tensor, ref_top: torch.Tensor, *,
+                    vocab_chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(p ‖ softmax(z)) and |top-k(z) ∩ ref_top|/k per token, for z = the model's head on
+    ``hidden`` (n, d) and p = softmax(``ref_logits``) (``ref_p``, with ``ref_logz`` its float64
+    log-normaliser from :func:`chunked_logsumexp`). Fused over vocabulary chunks:
+    KL = Σ p (r − z) + logsumexp z − logsumexp r, each chunk's logsumexp and dot product in float32
+    (one fused pass each), combined across chunks in float64, and the top-k kept as running
+    values, so only an (n, vocab_chunk) block of z exists; the difference r − z is taken before
+    the sum, so at the model's own output (z = r) the KL is 0 up to the head's rounding rather
+    than a difference of two entropies (within ~1e-8 nats of a float64 computation)."""
+    k = ref_top.shape[-1]
+    weight, bias = _head(adapter)
+    normed = adapter.final_norm(hidden)
+    V = ref_p.shape[-1]
+    if weight is None:  # an unusual head: one chunk
+        vocab_chunk = V
+    n = hidden.shape[0]
+    log_z = torch.full((n,), -math.inf, dtype=torch.float64, device=hidden.device)
+    p_dot_d = torch.zeros(n, dtype=torch.float64, device=hidden.device)
+    top_vals = torch.full((n, 0), -math.inf, device=hidden.device)
+    top_idx = torch.zeros((n, 0), dtype=torch.long, device=hidden.device)
+    for v0 in range(0, V, vocab_chunk):
+        v1 = min(V, v0 + vocab_chunk)
+        z = _chunk_logits(adapter, normed, weight, bias, v0, v1)
+        # one fused pass per statistic: the chunk's logsumexp (combined across chunks in float64)
+        # and Σ p (r − z) as a row-wise dot product (each chunk's sum added in float64)
+        log_z = torch.logaddexp(log_z, torch.logsumexp(z, -1).double())
+        p_dot_d += torch.einsum("nv,nv->n", ref_p[:, v0:v1], ref_logits[:, v0:v1] - z).double()
+        vals, idx = z.topk(min(k, v1 - v0), dim=-1)
+        top_vals, order = torch.cat([top_vals, vals], -1).topk(min(k, top_vals.shape[1] + vals.shape[1]), dim=-1)
+        top_idx = torch.cat([top_idx, idx + v0], -1).gather(-1, order)
+    kl = (p_dot_d + log_z - ref_logz).clamp_min(0)
+    overlap = (top_idx[:, :, None] == ref_top[:, None, :]).any(-1).float().sum(-1) / k
+    return kl, overlap
 
 
 def _lens_hooks(adapter: DecoderAdapter, measure) -> Hooks:

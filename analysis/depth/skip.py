@@ -19,8 +19,9 @@ from ..batching import progress as _progress
 from ..errors import UserError
 from ..hooks import ATTN_OUT, MLP_OUT, RESID_POST, RESID_PRE, Hooks, hidden_from_call
 from ..models import DecoderAdapter, as_adapter, first_tensor
+from .resources import _forward_flops, _head_flops, _layer_flops, estimate_flops
 
-__all__ = ["KINDS", "SkipResult", "skip_masks", "skipping", "skip_forward", "choose_positions",
+__all__ = ["KINDS", "MIN_OUTPUT_SAMPLES", "skip_output_refusal", "SkipResult", "skip_masks", "skipping", "skip_forward", "choose_positions",
            "skip_effects", "skip_effects_reference"]
 
 KINDS = ("layer", "attn", "mlp")
@@ -93,6 +94,9 @@ class SkipResult:
     positions: list[list[int]]
     num_prompts: int
     keep_first: int = 1
+    #: ``output_samples[kind][l]``: the per-sample maxima behind ``output_effect`` (one per prompt
+    #: and intervention position), so a figure can show their spread
+    output_samples: dict[str, list[list[float]]] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +112,24 @@ class SkipResult:
         matrix = self.matrix(kind)
         L = matrix.shape[0]
         return [float(matrix[l, l + 1:].max()) if l + 1 < L else 0.0 for l in range(L)]
+
+
+#: below this many samples (prompts x positions) per layer, skip_output.png is not drawn: a
+#: maximum over fewer values is noise
+MIN_OUTPUT_SAMPLES = 8
+
+
+def skip_output_refusal(result: "SkipResult") -> str | None:
+    """Why the output-effect figure is not drawn (too few samples per layer), or None."""
+    samples = result.output_samples
+    if not samples:
+        return "the result has no per-sample output effects"
+    counts = [len(v) for kind in result.kinds for v in samples[kind]]
+    fewest = min(counts) if counts else 0
+    if fewest < MIN_OUTPUT_SAMPLES:
+        return (f"{fewest} samples (prompts x positions) per layer, fewer than {MIN_OUTPUT_SAMPLES}: "
+                "a maximum over so few is noise (raise --skip-prompts / --skip-positions)")
+    return None
 
 
 def choose_positions(length: int, count: int, mode: str, generator: torch.Generator) -> list[int]:
@@ -215,7 +237,20 @@ def skip_effects(
             return out * mask
         return hook
 
-    for index, prompt in enumerate(_progress(prompts, desc="skip effects", progress=progress)):
+    from tqdm.auto import tqdm
+
+    # progress in GFLOPs, advanced after every batch of variants, so the ETA holds although the
+    # later layers carry more variants than the first ones
+    planned = sum(estimate_flops(adapter, num_prompts=1, max_tokens=len(p), analyses=["skip"],
+                                 skip_positions=num_positions if positions is None else len(positions[i]),
+                                 skip_kinds=len(kinds))["skip"] for i, p in enumerate(prompts))
+    bar = tqdm(total=round(planned / 1e9, 3), unit="GFLOP", desc="skip effects", disable=not progress, leave=False)
+
+    def advance(flops: int):
+        bar.update(round(flops / 1e9, 3))
+
+    samples: list[list[list[float]]] = [[[] for _ in range(L)] for _ in kinds]
+    for index, prompt in enumerate(prompts):
         T = len(prompt)
         ts = list(positions[index]) if positions is not None else choose_positions(T, num_positions, mode, generator)
         chosen.append([int(t) for t in ts])
@@ -225,6 +260,7 @@ def skip_effects(
         skipped_all = torch.stack([m[0] for m in masks]).to(device)  # (P, T)
         measured_all = torch.stack([m[1] for m in masks]).to(device)
         hs, calls, logits = _baseline(adapter, prompt.to(device))
+        advance(_forward_flops(adapter, 1, T))
         base_probs = logits.float().softmax(-1)
         carried = hs[0].new_zeros((0, T, hs[0].shape[-1]))
         meta = torch.zeros((0, 3), dtype=torch.long)  # kind index, layer, position index
@@ -258,6 +294,7 @@ def skip_effects(
                         keep[kind] = keep_masks[kind][start:stop]
                     outputs.append(calls[j](adapter.layer(j), inputs[start:stop]))
                     keep["attn"] = keep["mlp"] = None
+                    advance(_layer_flops(adapter, outputs[-1].shape[0] * T, T))
                 outputs = torch.cat(outputs) if outputs else inputs
                 if "layer" in kinds:  # output := input at the skipped positions; no compute
                     skipped_rows = torch.where(skipped_all[..., None], h_in, h_out)  # (P, T, d)
@@ -280,10 +317,14 @@ def skip_effects(
             # the head only where it is measured (positions >= t), not on the whole sequence
             rows, where = measured_all[chunk_meta[:, 2].to(device)].nonzero(as_tuple=True)
             probs = adapter.logits(chunk[rows, where]).float().softmax(-1)
+            advance(_head_flops(adapter, len(rows)))
             change = (probs - base_probs[where]).norm(dim=-1)
             values = torch.zeros(chunk.shape[0], device=device).scatter_reduce_(
                 0, rows, change, reduce="amax").double().cpu()
             out_effect.view(-1).scatter_reduce_(0, chunk_meta[:, 0] * L + chunk_meta[:, 1], values, reduce="amax")
+            for (ki, layer, _), value in zip(chunk_meta.tolist(), values.tolist()):
+                samples[ki][layer].append(value)
+    bar.close()
     return SkipResult(
         mode=mode,
         kinds=kinds,
@@ -292,6 +333,7 @@ def skip_effects(
         positions=chosen,
         num_prompts=len(prompts),
         keep_first=keep_first,
+        output_samples={k: samples[i] for i, k in enumerate(kinds)},
     )
 
 
@@ -327,6 +369,7 @@ def skip_effects_reference(
             logits = forward(adapter, ids[None]).logits[0]
         return record, logits.float().softmax(-1)
 
+    samples: list[list[list[float]]] = [[[] for _ in range(L)] for _ in kinds]
     for index, prompt in enumerate(_progress(prompts, desc="skip effects (reference)", progress=progress)):
         T = len(prompt)
         for t in positions[index]:
@@ -342,6 +385,8 @@ def skip_effects_reference(
                         effect[ki, l, j] = max(float(effect[ki, l, j]), float(change[measured].max()))
                     change = (probs - base_probs).norm(dim=-1)
                     out_effect[ki, l] = max(float(out_effect[ki, l]), float(change[measured].max()))
+                    samples[ki][l].append(float(change[measured].max()))
     return SkipResult(mode, kinds, {k: effect[i].tolist() for i, k in enumerate(kinds)},
                       {k: out_effect[i].tolist() for i, k in enumerate(kinds)},
-                      [list(map(int, p)) for p in positions], len(prompts), keep_first)
+                      [list(map(int, p)) for p in positions], len(prompts), keep_first,
+                      {k: samples[i] for i, k in enumerate(kinds)})

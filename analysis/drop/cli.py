@@ -38,7 +38,8 @@ def _validate(args) -> None:
         raise AnalysisError("--n must be at least 0")
     if any(k < 0 for k in eval_ks):
         raise AnalysisError("--eval-ks must be >= 0")
-    runner.check_at_least(args, "num_prompts", "eval_prompts", "max_tokens", "batch_size")
+    runner.check_at_least(args, "num_prompts", "eval_prompts", "max_tokens", "batch_size", "speed_rounds")
+    runner.check_token_inputs(args, "prompts")
     if args.mc and not os.path.isfile(args.mc):
         raise AnalysisError(f"multiple-choice file not found: {args.mc}")
 
@@ -64,11 +65,16 @@ def _run(args, run: runner.Run) -> int:
             raise AnalysisError(f"--new-tokens {args.new_tokens} after a {min(max_tokens, 64)}-token prompt is "
                                 f"longer than {args.model} can take ({limit} positions); lower --new-tokens")
     L = adapter.num_layers
+    blocks, inputs = runner.token_inputs(args, loaded.tokenizer, num_blocks=args.num_prompts + args.eval_prompts,
+                                         max_tokens=max_tokens if args.text_stream else (
+                                             args.max_tokens or runner.max_positions(adapter)),
+                                         vocab_size=getattr(adapter.config, "vocab_size", None))
     report, dropped_model = run_drop(
         adapter, loaded.tokenizer, kind=kind, n=args.n, layers=layers, mode=mode, name=args.model,
         prompts=args.prompts, num_prompts=args.num_prompts, eval_prompts=args.eval_prompts,
         max_tokens=max_tokens, batch_size=args.batch_size, eval_ks=eval_ks, mc=args.mc,
-        mc_limit=args.mc_limit, speed=not args.no_speed, new_tokens=args.new_tokens, progress=run.progress,
+        mc_limit=args.mc_limit, speed=not args.no_speed, new_tokens=args.new_tokens, repeats=args.speed_rounds,
+        progress=run.progress, tokens=blocks, inputs=inputs, add_special_tokens=args.add_special_tokens,
     )
     repo_id = args.repo_id or default_repo_id(args.model, kind, len(report.dropped))
     with run.staging() as staging:
@@ -97,11 +103,26 @@ def _run(args, run: runner.Run) -> int:
     base = report.rows[0]
     last = next((r for r in report.rows[1:] if r.k == len(report.dropped) and r.dropped == report.dropped), report.rows[-1])
     print(f"dropped {kind} {report.dropped} ({report.mode}) from {args.model}: perplexity "
-          f"{base.perplexity:.2f} -> {last.perplexity:.2f}"
-          + (f", decode {base.decode_tokens_per_s:.1f} -> {last.decode_tokens_per_s:.1f} tokens/s"
-             if base.decode_tokens_per_s and last.decode_tokens_per_s else ""))
+          f"{base.perplexity:.2f} -> {last.perplexity:.2f}" + speed_summary(base, last))
     run.print_files("written to")
     return 0
+
+
+def speed_summary(base, last) -> str:
+    """``, decode 10.1 [9.8–10.4] -> 10.6 [10.2–11.0] tokens/s (×1.05 [1.02–1.08] ...)`` from the rows'
+    paired measurements (median [quartiles]; "not resolved" when the quartiles span no change)."""
+    from .evaluation import speedup_text
+
+    if not (base.speed and last.speed):
+        return ""
+    parts = []
+    for phase, digits in (("prefill", 0), ("decode", 1)):
+        cells = []
+        for row in (base, last):
+            q1, median, q3 = row.speed[f"{phase}_tokens_per_s"]
+            cells.append(f"{median:.{digits}f} [{q1:.{digits}f}–{q3:.{digits}f}]")
+        parts.append(f"{phase} {cells[0]} -> {cells[1]} tokens/s ({speedup_text(last, phase)})")
+    return ", " + ", ".join(parts) + f"; median [quartiles] of {last.speed['rounds']} paired rounds, {last.speed['clock']} time"
 
 
 def add_cli(subparsers) -> None:
@@ -129,3 +150,6 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--mc-limit", type=int, default=None, help="use only the first N multiple-choice items")
     parser.add_argument("--new-tokens", type=int, default=16, help="tokens decoded for the generation speed")
     parser.add_argument("--no-speed", action="store_true", help="skip the throughput and timing measurements")
+    runner.add_token_inputs(parser, text_option="--prompts")
+    parser.add_argument("--speed-rounds", type=int, default=5,
+                        help="paired, alternating timing rounds (full model, dropped model) for the speed interval")

@@ -15,7 +15,7 @@ from ..batching import progress as _progress
 from ..errors import UserError
 from ..models import as_adapter
 from .scores import KINDS, check_kind, check_mode, compute_scores, select_layers
-from .speed import own_memory, throughput
+from .speed import compare_speed, format_interval, own_memory
 from .surgery import DropResult, check_count, drop, drop_modules
 
 __all__ = ["perplexity", "read_mc", "mc_accuracy", "EvalResult", "evaluate", "sweep", "fmt_value", "rows_table"]
@@ -122,6 +122,10 @@ class EvalResult:
     num_parameters: int | None = None
     accuracy: float | None = None
     accuracy_norm: float | None = None
+    #: the speed measurement with its spread (analysis.drop.speed.compare_speed): tokens/s as
+    #: [first quartile, median, third quartile] and, for a dropped row, its speed-up over the full
+    #: model in paired rounds (median, quartiles, resolved)
+    speed: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,16 +134,24 @@ class EvalResult:
 def evaluate(model, prompts, *, kind: str = "none", mode: str = "none", k: int = 0,
              dropped: Sequence[int] = (), tokenizer=None, mc=None, speed_prompt=None,
              new_tokens: int = 32, repeats: int = 3, batch_size: int = 4, pad_id: int = 0,
-             mc_limit: int | None = None, clock: str = "wall") -> EvalResult:
+             mc_limit: int | None = None, clock: str | None = None, reference=None) -> EvalResult:
     """Perplexity on ``prompts``, accuracy on ``mc`` (a JSONL path) when given, throughput and
-    KV-cache size on ``speed_prompt`` when given."""
+    KV-cache size on ``speed_prompt`` when given: ``repeats`` paired, alternating rounds against
+    ``reference`` (the full model; :func:`analysis.drop.speed.compare_speed`), medians with
+    quartiles, on ``clock`` (default: CPU time on a CPU, wall time on a GPU)."""
     adapter = as_adapter(model)
     row = EvalResult(kind, mode, k, list(dropped), perplexity(adapter, prompts, batch_size=batch_size, pad_id=pad_id),
                      num_parameters=sum(p.numel() for p in adapter.model.parameters()))
     if speed_prompt is not None:
-        speed = throughput(adapter, speed_prompt, new_tokens=new_tokens, repeats=repeats, clock=clock)
-        row.prefill_tokens_per_s = speed["prefill_tokens_per_s"]
-        row.decode_tokens_per_s = speed["decode_tokens_per_s"]
+        clock = clock or ("cpu" if adapter.device.type == "cpu" else "wall")
+        if reference is not None:
+            speed = compare_speed(as_adapter(reference), adapter, speed_prompt, new_tokens=new_tokens,
+                                  rounds=repeats, clock=clock)
+        else:
+            speed = compare_speed(adapter, None, speed_prompt, new_tokens=new_tokens, rounds=repeats, clock=clock)
+        row.speed = speed
+        row.prefill_tokens_per_s = speed["prefill_tokens_per_s"][1]
+        row.decode_tokens_per_s = speed["decode_tokens_per_s"][1]
         row.kv_bytes_per_token = speed["kv_bytes_per_token"]
     if mc is not None:
         if tokenizer is None:
@@ -170,7 +182,7 @@ def _drop_orders(model, kind: str, modes: Sequence[str], max_k: int, prompts, ba
 def sweep(model, prompts, eval_prompts, *, kinds: Sequence[str] = KINDS, ks: Sequence[int] = (1, 2, 4, 8),
           modes: Sequence[str] = ("one-shot",), tokenizer=None, mc=None, speed_prompt=None,
           new_tokens: int = 32, repeats: int = 3, batch_size: int = 4, pad_id: int = 0,
-          progress: bool = False, on_row=None, clock: str = "wall") -> tuple[list[EvalResult], dict]:
+          progress: bool = False, on_row=None, clock: str | None = None) -> tuple[list[EvalResult], dict]:
     """Before/after table: the full model, then every kind × mode × k (each on a fresh copy of
     ``model``, dropping the first k of that mode's order). Returns (rows, orders)."""
     adapter = as_adapter(model)
@@ -196,7 +208,8 @@ def sweep(model, prompts, eval_prompts, *, kinds: Sequence[str] = KINDS, ks: Seq
             for k in _progress(ks, desc=f"{kind} {mode}", progress=progress):
                 work = copy.deepcopy(adapter.model)
                 drop_modules(work, kind, _current_indices(kind, order[:k]))
-                rows.append(evaluate(work, eval_prompts, kind=kind, mode=mode, k=k, dropped=order[:k], **common))
+                rows.append(evaluate(work, eval_prompts, kind=kind, mode=mode, k=k, dropped=order[:k],
+                                     reference=adapter.model, **common))
                 del work
                 if on_row:
                     on_row(rows[-1])
@@ -216,17 +229,45 @@ def fmt_value(value, digits=2):
     return str(value)
 
 
+def _tokens_cell(row: EvalResult, key: str, digits: int) -> str:
+    """``median [q1–q3]`` when the row has the measurement's spread, else the plain value."""
+    spread = (row.speed or {}).get(key)
+    if spread:
+        q1, median, q3 = spread
+        return f"{median:.{digits}f} [{q1:.{digits}f}–{q3:.{digits}f}]"
+    return fmt_value(getattr(row, key), digits)
+
+
+def speedup_text(row: EvalResult, phase: str = "decode") -> str:
+    """A dropped row's speed-up over the full model, ``×median [q1–q3]`` (``not resolved`` when the
+    quartiles contain ×1.00), or ``—``."""
+    return format_interval((row.speed or {}).get(f"{phase}_speedup"))
+
+
 def rows_table(rows: Sequence[EvalResult]) -> str:
+    """The before/after table; speeds as median [quartiles] of paired rounds, speed-ups against
+    the full model with ``not resolved`` where the quartiles span no change."""
     base = rows[0] if rows and rows[0].k == 0 else None
     has_acc = any(r.accuracy is not None for r in rows)
-    head = "| kind | mode | k | dropped | perplexity | Δ ppl | prefill tok/s | decode tok/s | KV bytes/token |" + (" acc |" if has_acc else "")
+    has_speed = any(r.speed for r in rows)
+    head = "| kind | mode | k | dropped | perplexity | Δ ppl | prefill tok/s | decode tok/s | KV bytes/token |"
+    if has_speed:
+        head += " prefill speed-up | decode speed-up |"
+    head += " acc |" if has_acc else ""
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         change = f"{100 * (r.perplexity / base.perplexity - 1):+.1f} %" if base and r is not base else "—"
         line = (f"| {r.kind} | {r.mode} | {r.k} | {','.join(map(str, r.dropped)) or '—'} | {fmt_value(r.perplexity)} | "
-                f"{change} | {fmt_value(r.prefill_tokens_per_s, 0)} | {fmt_value(r.decode_tokens_per_s, 1)} | "
+                f"{change} | {_tokens_cell(r, 'prefill_tokens_per_s', 0)} | {_tokens_cell(r, 'decode_tokens_per_s', 1)} | "
                 f"{fmt_value(r.kv_bytes_per_token, 0)} |")
+        if has_speed:
+            line += f" {speedup_text(r, 'prefill')} | {speedup_text(r, 'decode')} |"
         if has_acc:
             line += f" {fmt_value(r.accuracy, 3)} |"
         lines.append(line)
+    if has_speed:
+        clock = next(r.speed["clock"] for r in rows if r.speed)
+        rounds = next(r.speed["rounds"] for r in rows if r.speed)
+        lines += ["", f"Speeds: median [quartiles] of {rounds} paired, alternating rounds against the full model "
+                      f"({clock} clock); *not resolved*: the quartiles include no change (×1.00)."]
     return "\n".join(lines)

@@ -101,8 +101,9 @@ tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
 
 {rows_table(rows)}
 
-Perplexity on held-out built-in text; throughput on one CPU/GPU as measured by `zoo-analysis drop`
-(best of several runs), so compare rows, not machines.
+Perplexity on held-out text; throughput on one CPU/GPU as measured by `zoo-analysis drop`: the
+median and quartiles of paired, alternating rounds (full model, dropped model), so compare rows,
+not machines; a speed-up marked *not resolved* is within the measurement's noise.
 """
     if weights_sha256:
         body += f"\n## Files\n\n- `model.safetensors` sha256 `{weights_sha256}`\n"

@@ -57,7 +57,17 @@ def plot_sweep(rows: Sequence[EvalResult], path: str, title: str = "") -> str:
         ks = [0] + [r.k for r in group]
         style = "-" if mode == "one-shot" else "--"
         axes[0].plot(ks, [base.perplexity] + [r.perplexity for r in group], "o" + style, ms=3, label=f"{kind} {mode}")
-        if base.decode_tokens_per_s:
+        intervals = [(r.speed or {}).get("decode_speedup") for r in group]
+        if all(intervals):  # paired rounds: the median speed-up with its quartiles as error bars;
+            # hollow markers where the quartiles include no change ("not resolved")
+            median = [1.0] + [i["median"] for i in intervals]
+            low = [0.0] + [i["median"] - i["quartiles"][0] for i in intervals]
+            high = [0.0] + [i["quartiles"][1] - i["median"] for i in intervals]
+            line = axes[1].errorbar(ks, median, yerr=[low, high], fmt=style, capsize=3, lw=1, label=f"{kind} {mode}")
+            color = line[0].get_color()
+            for x, y, i in zip(ks[1:], median[1:], intervals):
+                axes[1].plot([x], [y], "o", ms=5, color=color, mfc=color if i["resolved"] else "white")
+        elif base.decode_tokens_per_s:
             axes[1].plot(ks, [1.0] + [(r.decode_tokens_per_s or float("nan")) / base.decode_tokens_per_s for r in group],
                          "o" + style, ms=3, label=f"{kind} {mode}")
     axes[0].axhline(1.1 * base.perplexity, color="grey", lw=0.8, ls=":")
@@ -66,6 +76,9 @@ def plot_sweep(rows: Sequence[EvalResult], path: str, title: str = "") -> str:
     axes[0].set_ylabel("perplexity")
     axes[1].set_xlabel("k dropped")
     axes[1].set_ylabel("decode speed-up (× full)")
+    axes[1].axhline(1.0, color="grey", lw=0.8, ls=":")
+    if any(r.speed for r in rows[1:]):
+        axes[1].set_title("median [quartiles] of paired rounds; hollow: not resolved", fontsize=8)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -13,7 +13,7 @@ from ..batching import pad_id
 from ..dropped_modeling.modeling_dropped import dropped_lists
 from ..errors import UserError
 from ..models import DecoderAdapter, as_adapter
-from ..prompts import load_prompts
+from ..prompts import describe_tokens, load_prompts
 from .evaluation import EvalResult, evaluate, fmt_value, rows_table
 from .plots import plot_scores, plot_sweep
 from .scores import ScoreResult, check_kind, check_mode, compute_scores
@@ -39,6 +39,7 @@ class DropReport:
     calibration_tokens: int
     eval_tokens: int
     timing: dict | None = None
+    inputs: dict | None = None
     repo_dir: str | None = None
     repo_id: str | None = None
 
@@ -48,7 +49,7 @@ class DropReport:
             "mode": self.mode, "dropped": self.dropped, "drop_attn_list": self.attn_list,
             "drop_mlp_list": self.mlp_list, "scores": self.scores.to_dict(), "result": self.result.to_dict(),
             "rows": [r.to_dict() for r in self.rows], "calibration_tokens": self.calibration_tokens,
-            "eval_tokens": self.eval_tokens, "timing": self.timing, "repo_dir": self.repo_dir,
+            "eval_tokens": self.eval_tokens, "timing": self.timing, "inputs": self.inputs, "repo_dir": self.repo_dir,
             "repo_id": self.repo_id,
         }
 
@@ -59,7 +60,9 @@ class DropReport:
         lines = [f"# Layer dropping: {self.model}", "",
                  f"{self.family}, {self.num_layers} layers; dropped {self.kind} ({self.mode}): "
                  f"{self.dropped or 'nothing'}; {self.calibration_tokens} calibration tokens, "
-                 f"{self.eval_tokens} evaluation tokens.", "",
+                 f"{self.eval_tokens} evaluation tokens" + (
+                     f" ({self.inputs['kind']} {self.inputs['source']}, token ids sha256 "
+                     f"`{self.inputs['token_ids_sha256'][:16]}…`)" if self.inputs else "") + ".", "",
                  "## Before / after", "", rows_table(self.rows), "",
                  "## Scores (cosine similarity of input and output; higher = more droppable)", "",
                  "| layer | attention | MLP | block |", "|---|---|---|---|"]
@@ -115,8 +118,11 @@ def run_drop(
     speed: bool = True,
     speed_tokens: int = 64,
     new_tokens: int = 16,
-    repeats: int = 2,
+    repeats: int = 5,
     progress: bool = False,
+    tokens=None,
+    inputs: dict | None = None,
+    add_special_tokens: bool = True,
 ) -> tuple[DropReport, nn.Module]:
     """Score, drop (in place) and evaluate; returns the report and the dropped model.
 
@@ -138,7 +144,15 @@ def run_drop(
     for k in eval_ks:
         check_count(kind, int(k), L, adapter)
     pad = pad_id(tokenizer)
-    texts = load_prompts(tokenizer, prompts, num_prompts=num_prompts + eval_prompts, max_tokens=max_tokens)
+    if tokens is None:
+        texts = load_prompts(tokenizer, prompts, num_prompts=num_prompts + eval_prompts, max_tokens=max_tokens,
+                             add_special_tokens=add_special_tokens)
+        inputs = describe_tokens(texts, prompts or "builtin", "text", add_special_tokens)
+    else:  # exact token blocks: the last eval_prompts of them are held out
+        import torch
+
+        texts = [torch.as_tensor(t, dtype=torch.long).reshape(-1) for t in tokens]
+        inputs = inputs or describe_tokens(texts, "token ids (API)", "token-ids", None)
     if len(texts) < 2:
         raise UserError("need at least 2 prompts (calibration and evaluation)")
     eval_count = min(eval_prompts, len(texts) - 1)
@@ -149,8 +163,10 @@ def run_drop(
     if speed:
         own_memory(adapter.model)  # the full model and its deep copies in the same kind of memory
     scores = compute_scores(adapter, calib, batch_size=batch_size, pad_id=pad, progress=progress)
-    timing = module_times(adapter, speed_prompt, new_tokens=new_tokens, repeats=repeats) if speed else None
+    timing = module_times(adapter, speed_prompt, new_tokens=new_tokens, repeats=min(repeats, 2)) if speed else None
     rows = [evaluate(adapter, held_out, **common)]
+    if speed:  # the full model, kept beside the dropped ones for paired timing
+        common["reference"] = copy.deepcopy(adapter.model)
     extra_ks = sorted({int(k) for k in eval_ks if int(k) > 0 and int(k) != (n if layers is None else len(layers))})
     if extra_ks and layers is None:
         order_source = copy.deepcopy(adapter.model)
@@ -167,11 +183,13 @@ def run_drop(
     adapter = DecoderAdapter(adapter.model)
     rows.append(evaluate(adapter, held_out, kind=kind, mode=result.mode, k=len(result.dropped),
                          dropped=result.dropped, **common))
+    common.pop("reference", None)
     rows = [rows[0]] + sorted(rows[1:], key=lambda r: r.k)
     attn, mlp = dropped_lists(adapter.model)
     report = DropReport(
         model=name, family=adapter.family_name, num_layers=L, kind=kind, mode=result.mode,
         dropped=result.dropped, scores=scores, result=result, rows=rows, attn_list=attn, mlp_list=mlp,
         calibration_tokens=scores.num_tokens, eval_tokens=int(sum(len(p) for p in held_out)), timing=timing,
+        inputs=inputs,
     )
     return report, adapter.model

@@ -4,6 +4,7 @@ Timing helpers take ``clock="wall"`` (elapsed time) or ``"cpu"`` (this process's
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
@@ -15,7 +16,8 @@ from ..hooks import Hooks
 from ..models import DecoderAdapter, as_adapter
 from .scores import KINDS
 
-__all__ = ["CLOCKS", "timer", "kv_cache_bytes", "own_memory", "throughput", "module_times", "hook_overhead"]
+__all__ = ["CLOCKS", "timer", "kv_cache_bytes", "own_memory", "throughput", "module_times", "hook_overhead",
+           "quartiles", "paired_rounds", "speed_interval", "compare_speed", "format_interval"]
 
 
 def _sync(device: torch.device) -> None:
@@ -205,3 +207,72 @@ def hook_overhead(hidden_size: int, *, device=None, dtype=torch.float32, calls: 
         for _ in range(calls):
             second(first(x))
     return statistics.median(intervals)
+
+
+# --------------------------------------------------------------------------------------------
+# paired, alternating measurements with their spread (the method of benchmarks/bench_drop.py)
+# --------------------------------------------------------------------------------------------
+
+
+def quartiles(values) -> list[float]:
+    """[first quartile, median, third quartile] of ``values`` (linear interpolation)."""
+    ordered = sorted(float(v) for v in values)
+    if not ordered:
+        return [math.nan] * 3
+    q = statistics.quantiles(ordered, n=4, method="inclusive") if len(ordered) > 1 else ordered * 3
+    return [float(q[0]), float(statistics.median(ordered)), float(q[2])]
+
+
+def paired_rounds(measures: dict, rounds: int) -> list[dict]:
+    """``rounds`` rounds, each calling every ``measures[name]()`` once, back to back, the order
+    reversed every other round (A B, B A, ...): whatever drifts on a shared machine over minutes
+    hits both sides of a round alike and cancels in each round's ratio. Returns one
+    ``{name: result}`` per round."""
+    names = list(measures)
+    out = []
+    for index in range(max(1, rounds)):
+        order = names if index % 2 == 0 else names[::-1]
+        out.append({name: measures[name]() for name in order})
+    return out
+
+
+def speed_interval(ratios) -> dict:
+    """The median and quartiles of per-round ratios (full time / other time), and whether they
+    resolve a change: ``resolved`` is False when the interquartile interval contains 1."""
+    q1, median, q3 = quartiles(ratios)
+    return {"median": median, "quartiles": [q1, q3], "rounds": len(list(ratios)),
+            "resolved": bool(not (q1 <= 1.0 <= q3))}
+
+
+@torch.no_grad()
+def compare_speed(full, other, prompt: torch.Tensor, *, new_tokens: int = 16, rounds: int = 5,
+                  clock: str = "cpu") -> dict:
+    """Prefill and decode speed of ``other`` against ``full`` by paired alternating rounds
+    (:func:`paired_rounds`) of one :func:`throughput` each, on ``clock`` (CPU time by default:
+    other processes do not inflate it). Per round, the speed-up = full time / other time; reported
+    as median and quartiles (:func:`speed_interval`), with each model's tokens/s the same way.
+    ``other=None`` measures ``full`` alone (its tokens/s and their spread)."""
+    measures = {"full": lambda: throughput(full, prompt, new_tokens=new_tokens, repeats=1, clock=clock)}
+    if other is not None:
+        measures["other"] = lambda: throughput(other, prompt, new_tokens=new_tokens, repeats=1, clock=clock)
+    throughput(full, prompt, new_tokens=min(new_tokens, 2), repeats=1, clock=clock)  # warm-up
+    results = paired_rounds(measures, rounds)
+    side = "other" if other is not None else "full"
+    out = {"clock": clock, "rounds": len(results), "prompt_tokens": int(prompt.numel()), "new_tokens": new_tokens,
+           "prefill_tokens_per_s": quartiles(r[side]["prefill_tokens_per_s"] for r in results),
+           "decode_tokens_per_s": quartiles(r[side]["decode_tokens_per_s"] for r in results),
+           "kv_bytes_per_token": results[0][side]["kv_bytes_per_token"]}
+    if other is not None:
+        out["prefill_speedup"] = speed_interval([r["full"]["prefill_s"] / r["other"]["prefill_s"] for r in results])
+        out["decode_speedup"] = speed_interval(
+            [r["full"]["decode_s_per_token"] / r["other"]["decode_s_per_token"] for r in results])
+    return out
+
+
+def format_interval(interval: dict | None, digits: int = 2) -> str:
+    """``×1.05 [1.02–1.08]``, or with ``not resolved`` when the quartiles span no change."""
+    if not interval:
+        return "—"
+    q1, q3 = interval["quartiles"]
+    text = f"×{interval['median']:.{digits}f} [{q1:.{digits}f}–{q3:.{digits}f}]"
+    return text if interval["resolved"] else text + " not resolved"

