@@ -63,6 +63,14 @@ def test_tiny_search_saves_its_best_student(tmp_path):
     assert saved["hidden_sizes"] == best["hidden_sizes"]  # the published model is the best student
     assert n2n["compression"] == pytest.approx(n2n["teacher"]["params"] / best["params"])
     assert result.metrics["final"]["eval_accuracy"] == pytest.approx(best["accuracy"])
+    # the search curve is metrics.json's "curves": the model card plots it per episode
+    from zoo.card import plot_curves
+
+    curves = result.metrics["curves"]
+    assert [c["episode"] for c in curves] == [0, 1, 2, 3]
+    assert [c["reward"] for c in curves] == [c["reward"] for c in n2n["curve"]]
+    assert curves[-1]["best_reward"] == best["reward"]
+    assert plot_curves(result.metrics, tmp_path / "curve.png") and (tmp_path / "curve.png").stat().st_size > 0
 
 
 def test_n2n_refuses_a_model_without_hidden_sizes(tmp_path):
