@@ -23,7 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "results" / "pruning"
-METHODS = {"imp": 0.0, "imp-ap": None}  # None: --ap-fraction
+# method: (ap_fraction, prune_fraction); None: the command line's. "imp-matched" is plain IMP at
+# IMP + AP's sparsity every cycle (prune 1 - (1 - p)(1 - ap)): AP's effect apart from pruning more.
+METHODS = {"imp": (0.0, None), "imp-ap": (None, None), "imp-matched": (0.0, "matched")}
 
 
 def register_dnr_trainer():
@@ -68,7 +70,7 @@ def run_sweep(args) -> None:
     data = {"name": args.data} | ({"limit_train": args.limit_train, "limit_test": args.limit_test}
                                   if args.data == "fashion_mnist" else {})
     for seed in tqdm(args.seed_list, desc="C2 seeds"):
-        for method, ap in METHODS.items():
+        for method, (ap, prune) in METHODS.items():
             name = out_dir / f"{method}-seed{seed}.json"
             if name.exists():
                 continue
@@ -78,7 +80,7 @@ def run_sweep(args) -> None:
                       "data": data,
                       "training": {"trainer": "imp-dnr", "epochs": args.epochs, "batch_size": 128, "optimizer": "adam",
                                    "lr": 1.2e-3, "scheduler": "cosine", "seed": seed, "checkpoint_every": 0,
-                                   "trainer_options": {"cycles": args.cycles, "prune_fraction": args.prune_fraction,
+                                   "trainer_options": {"cycles": args.cycles, "prune_fraction": prune_fraction(args, prune),
                                                        "ap_fraction": args.ap_fraction if ap is None else ap}}}
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "recipe.yaml"
@@ -87,6 +89,12 @@ def run_sweep(args) -> None:
             name.write_text(json.dumps({"method": method, "seed": seed, "recipe": recipe, "imp": metrics["imp"],
                                         "dnr_per_phase": metrics["dnr_per_phase"],
                                         "final": metrics["final"]}, indent=2))
+
+
+def prune_fraction(args, prune) -> float:
+    if prune == "matched":
+        return round(1 - (1 - args.prune_fraction) * (1 - args.ap_fraction), 6)
+    return args.prune_fraction
 
 
 def tag(args) -> str:
