@@ -167,7 +167,7 @@ class N2NTrainer(SGDTrainer):
         generator = torch.Generator().manual_seed(o["seed"])
         cache: dict = {}
         baseline, curve, best = None, [], None
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         bar = tqdm(range(o["episodes"]), desc="n2n search", disable=not run.accelerator.is_local_main_process)
         for episode in bar:
             d_remove = remove(descriptors(widths))
@@ -187,19 +187,24 @@ class N2NTrainer(SGDTrainer):
             curve.append({"episode": episode, "reward": reward, "best_reward": best["reward"],
                           "hidden_sizes": result["hidden_sizes"], "accuracy": result["accuracy"]})
             bar.set_postfix(best_reward=round(best["reward"], 4))
-        search_s = time.perf_counter() - started
+        search_s, search_cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
+        started = time.perf_counter()
         # the random-search baseline: as many evaluated students, drawn uniformly from the same actions
         rng = torch.Generator().manual_seed(o["seed"] + 1)
         random_cache: dict = {}
-        random_best = None
+        random_best, random_rewards = None, []
         for _ in range(3 * len(cache)):
             if len(random_cache) >= len(cache):
                 break
             keep = torch.randint(2, (len(widths),), generator=rng).tolist()
             keep[torch.randint(len(widths), (1,), generator=rng).item()] = 1
             scale_index = torch.randint(len(o["scales"]), (sum(keep),), generator=rng).tolist()
+            before = len(random_cache)
             result = self.score(run, self.widths_of(widths, keep, scale_index), teacher_logits, random_cache, generator)
+            if len(random_cache) > before:  # a newly evaluated student
+                random_rewards.append(result["reward"])
             random_best = result if random_best is None or result["reward"] > random_best["reward"] else random_best
+        random_s = time.perf_counter() - started
         student = best.pop("model")
         strip = lambda r: {k: v for k, v in r.items() if k != "model"}  # noqa: E731
         outcome.model = student
@@ -210,10 +215,13 @@ class N2NTrainer(SGDTrainer):
             "teacher": {"hidden_sizes": widths, "accuracy": self.teacher_acc, "params": self.teacher_params},
             "best": strip(best), "compression": self.teacher_params / best["params"],
             "episodes": o["episodes"], "evaluated_students": len(cache), "search_wall_s": search_s,
-            "curve": curve, "random_search": {"evaluated_students": len(random_cache),
+            "search_cpu_s": search_cpu_s, "random_search_wall_s": random_s,
+            "curve": curve, "random_search": {"evaluated_students": len(random_cache), "rewards": random_rewards,
                                               "best": strip(random_best) if random_best else None},
             "rl_beats_random": bool(random_best is None or best["reward"] > random_best["reward"]),
         }
+        # the saved model is the student: zoo publish checks config.json against the recipe but these keys
+        outcome.metrics["saved_config_changes"] = {"hidden_sizes": best["hidden_sizes"]}
         # the card's curve panel: the search, one point per episode (the teacher's epochs stay in "history")
         outcome.metrics["curves"] = [{"episode": c["episode"], "reward": c["reward"], "best_reward": c["best_reward"],
                                       "student_accuracy": c["accuracy"]} for c in curve]
