@@ -2,9 +2,9 @@
 """C2 finding: iterative magnitude pruning with rewinding, plain vs + AP, with the dynamic dead
 neuron rate (analysis.dnr.DNRMeter) of every training phase.
 
-    OMP_NUM_THREADS=1 python experiments/pruning/run.py                    # 5 cycles to 90 %, 3 seeds
+    OMP_NUM_THREADS=1 python experiments/pruning/run.py --epochs 12        # FINDINGS C2: 5 cycles to 90 %, 3 seeds
     OMP_NUM_THREADS=1 python experiments/pruning/run.py --data digits --hidden 64,32 --epochs 6 --seeds 0   # smoke
-    python experiments/pruning/run.py --summary
+    python experiments/pruning/run.py --epochs 12 --summary               # summary.json + docs/figures/pruning/
 
 Each cell trains through the zoo's `imp` trainer, extended here (not in zoo: zoo never imports
 analysis) by a DNRMeter on the training passes, one point per phase: phase c is trained at the
@@ -116,6 +116,31 @@ def summarise(args) -> None:
                          "dnr_mean": statistics.mean(dnr), "seeds": len(cells)})
     (out_dir / "summary.json").write_text(json.dumps({"tag": tag(args), "rows": rows}, indent=2))
     print(json.dumps(rows, indent=1))
+    plot(rows, ROOT / "docs" / "figures" / "pruning" / f"{tag(args)}.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Test accuracy and dynamic DNR against the sparsity each phase was trained at, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 3.6), dpi=100)
+    for i, (key, label) in enumerate((("accuracy_mean", "test accuracy (mean of seeds)"),
+                                      ("dnr_mean", "dynamic DNR of the phase (mean of seeds)"))):
+        axes = figure.add_subplot(1, 2, i + 1)
+        for method in METHODS:
+            points = [(100 * r["sparsity"], r[key]) for r in rows if r["method"] == method]
+            if points:
+                axes.plot(*zip(*points), marker="o", label=method)
+        axes.set_xlabel("sparsity of the phase (%)")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", metadata={"Software": None})
 
 
 def main() -> None:
