@@ -11,8 +11,8 @@ Each cell (one seed) trains hub_configs/mlp-n2n-fashion-mnist.yaml through the z
 trainer with the overrides below, exports the best student as a Hub repo (its card plots the
 search curve) and keeps metrics.json's "n2n" block in experiments/results/n2n/<tag>/seed<s>.json.
 Finished cells are skipped. --summary writes summary.json there and
-docs/figures/n2n/<tag>-reward.png: the RL reward per episode, its running best, and the running
-best of the random search per evaluated student.
+docs/figures/n2n/<tag>-reward.png: the RL reward per episode and its running best (top), and
+the best reward so far of both searches per evaluated student (bottom).
 """
 from __future__ import annotations
 
@@ -77,6 +77,16 @@ def running_max(values: list[float]) -> list[float]:
     return out
 
 
+def first_rewards(n2n: dict) -> list[float]:
+    """The RL search's rewards per newly evaluated student (cache hits left out), in order."""
+    seen, out = set(), []
+    for r in n2n["curve"]:
+        if tuple(r["hidden_sizes"]) not in seen:
+            seen.add(tuple(r["hidden_sizes"]))
+            out.append(r["reward"])
+    return out
+
+
 def summarise(args) -> None:
     out_dir = RESULTS / tag(args)
     cells = [json.loads(p.read_text()) for p in sorted(out_dir.glob("seed*.json"))]
@@ -115,18 +125,25 @@ def summarise(args) -> None:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5.5 * len(cells), 3.6), dpi=100)
+    figure = Figure(figsize=(4.6 * len(cells), 6.4), dpi=100)
     for i, c in enumerate(cells):
         n = c["n2n"]
-        axes = figure.add_subplot(1, len(cells), i + 1)
         rewards = [r["reward"] for r in n["curve"]]
-        axes.plot(range(len(rewards)), rewards, ".", alpha=0.6, label="RL: reward per episode")
-        axes.plot(range(len(rewards)), running_max(rewards), label="RL: best so far")
-        random = n["random_search"]["rewards"]
-        axes.plot(range(len(random)), running_max(random), "--", label="random: best so far (per evaluated student)")
-        axes.set_xlabel("episode / evaluated student")
+        axes = figure.add_subplot(2, len(cells), i + 1)
+        axes.plot(range(len(rewards)), rewards, ".", alpha=0.6, label="reward per episode")
+        axes.plot(range(len(rewards)), running_max(rewards), label="best so far")
+        axes.set_xlabel("RL episode")
         axes.set_ylabel("reward (acc_s/acc_t)·C(2−C)")
-        axes.set_title(f"seed {c['seed']}", fontsize=9)
+        axes.set_title(f"seed {c['seed']}: the RL search", fontsize=9)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+        axes = figure.add_subplot(2, len(cells), len(cells) + i + 1)
+        axes.plot(range(1, len(first_rewards(n)) + 1), running_max(first_rewards(n)), marker=".", label="RL")
+        random = n["random_search"]["rewards"]
+        axes.plot(range(1, len(random) + 1), running_max(random), "--", marker=".", label="random search")
+        axes.set_xlabel("evaluated (distinct) students")
+        axes.set_ylabel("best reward so far")
+        axes.set_title(f"seed {c['seed']}: RL vs random, same students", fontsize=9)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
     figure.tight_layout()
