@@ -80,7 +80,20 @@ def test_tiny_search_saves_its_best_student(tmp_path):
     assert (repo / "training_curves.png").stat().st_size > 0
 
 
-def test_n2n_refuses_a_model_without_hidden_sizes(tmp_path):
-    config = {"image_size": 8, "num_channels": 1, "channels": [3, 4], "hidden_size": 6, "num_labels": 10}
-    with pytest.raises(zoo.UserError, match="hidden_sizes"):
-        train(recipe(tmp_path, "convnet", config), output_dir=tmp_path / "out")
+def test_convnet_teacher_shrinks_its_channels(tmp_path):
+    config = {"image_size": 8, "num_channels": 1, "channels": [6, 6, 4], "hidden_size": 8, "num_labels": 10}
+    path = recipe(tmp_path, "convnet", config)
+    result = train(path, ["training.epochs=1", "training.trainer_options.episodes=2",
+                          "training.trainer_options.student_steps=3"], output_dir=tmp_path / "out")
+    n2n = result.metrics["n2n"]
+    assert n2n["widths_key"] == "channels" and n2n["teacher"]["hidden_sizes"] == [6, 6, 4]
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["channels"] == n2n["best"]["hidden_sizes"] and saved["hidden_size"] == 8
+    student = zoo.create_model("convnet", **{**config, "channels": n2n["best"]["hidden_sizes"]})
+    assert n2n["best"]["params"] == sum(p.numel() for p in student.parameters())
+
+
+def test_n2n_refuses_a_model_without_a_width_list(tmp_path):
+    config = {"image_size": 8, "num_channels": 1, "filters": 3, "depth": 2, "kernel_size": 3, "num_labels": 10}
+    with pytest.raises(zoo.UserError, match="hidden_sizes or channels"):
+        train(recipe(tmp_path, "residual_cnn", config), output_dir=tmp_path / "out")

@@ -18,7 +18,10 @@ same number of *evaluated* students is the baseline. The best student is the run
 metrics.json "n2n" holds the reward curve, both searches and the wall time; its "curves" is the
 search curve (one point per episode), the plot in the published model's card.
 
-Supports architectures whose config has `hidden_sizes` (mlp, g2gnet with widths that fit).
+The layers are the config's width list: `hidden_sizes` (mlp, g2gnet with widths that fit) or
+`channels` (convnet: removing a convolution block drops its pooling too, so the classifier's
+input grows; the model builds itself from the config). Results name the chosen widths
+"hidden_sizes" whichever the key ("widths_key" in metrics.json says which).
 """
 from __future__ import annotations
 
@@ -66,6 +69,15 @@ def descriptors(widths: list[int]) -> torch.Tensor:
     return torch.tensor([[w / top, i / max(1, n - 1)] for i, w in enumerate(widths)], dtype=torch.float32)
 
 
+def widths_key(config) -> str | None:
+    """The config's list of layer widths n2n removes and shrinks: hidden_sizes, else channels."""
+    for key in ("hidden_sizes", "channels"):
+        value = getattr(config, key, None)
+        if isinstance(value, (list, tuple)) and value:
+            return key
+    return None
+
+
 def parameter_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -79,9 +91,10 @@ class N2NTrainer(SGDTrainer):
 
     def setup(self, run) -> None:
         o = run.options
-        widths = getattr(run.unwrapped_model.config, "hidden_sizes", None)
-        if not widths:
-            raise UserError(f"n2n compresses models whose config has hidden_sizes; {run.recipe.architecture} has none")
+        self.key = widths_key(run.unwrapped_model.config)
+        if self.key is None:
+            raise UserError(f"n2n compresses models whose config has a hidden_sizes or channels list; "
+                            f"{run.recipe.architecture} has neither")
         option_int(o, "episodes")
         option_int(o, "student_steps")
         if not o["scales"] or any(not 0 < s <= 1 for s in o["scales"]):
@@ -92,7 +105,7 @@ class N2NTrainer(SGDTrainer):
     def build_student(self, run, hidden_sizes: list[int]):
         from ..registry import build_model
 
-        kwargs = {**run.recipe.config, "hidden_sizes": hidden_sizes}
+        kwargs = {**run.recipe.config, self.key: hidden_sizes}
         kwargs.setdefault("num_labels", run.unwrapped_model.config.num_labels)
         return build_model(run.recipe.architecture, **kwargs).to(run.accelerator.device)
 
@@ -160,7 +173,7 @@ class N2NTrainer(SGDTrainer):
         self.teacher_acc = evaluate(teacher, run.eval_dl)["eval_accuracy"]
         self.teacher_params = parameter_count(teacher)
         teacher_logits = self.teacher_logits(run, teacher)
-        widths = list(teacher.config.hidden_sizes)
+        widths = list(getattr(teacher.config, self.key))
         torch.manual_seed(o["seed"])
         remove, shrink = LayerPolicy(2), LayerPolicy(len(o["scales"]))
         optimizer = torch.optim.Adam([*remove.parameters(), *shrink.parameters()], lr=o["policy_lr"])
@@ -212,7 +225,7 @@ class N2NTrainer(SGDTrainer):
         outcome.final.update(evaluate(student, run.eval_dl))
         outcome.final["eval_compression"] = self.teacher_params / best["params"]
         outcome.metrics["n2n"] = {
-            "teacher": {"hidden_sizes": widths, "accuracy": self.teacher_acc, "params": self.teacher_params},
+            "widths_key": self.key, "teacher": {"hidden_sizes": widths, "accuracy": self.teacher_acc, "params": self.teacher_params},
             "best": strip(best), "compression": self.teacher_params / best["params"],
             "episodes": o["episodes"], "evaluated_students": len(cache), "search_wall_s": search_s,
             "search_cpu_s": search_cpu_s, "random_search_wall_s": random_s,
@@ -221,7 +234,7 @@ class N2NTrainer(SGDTrainer):
             "rl_beats_random": bool(random_best is None or best["reward"] > random_best["reward"]),
         }
         # the saved model is the student: zoo publish checks config.json against the recipe but these keys
-        outcome.metrics["saved_config_changes"] = {"hidden_sizes": best["hidden_sizes"]}
+        outcome.metrics["saved_config_changes"] = {self.key: best["hidden_sizes"]}
         # the card's curve panel: the search, one point per episode (the teacher's epochs stay in "history")
         outcome.metrics["curves"] = [{"episode": c["episode"], "reward": c["reward"], "best_reward": c["best_reward"],
                                       "student_accuracy": c["accuracy"]} for c in curve]
