@@ -49,15 +49,25 @@ def test_block_kernel_equals_the_masked_dense_layer(layout, sparsity, out_ensemb
     reference = x @ w_dense.T + layer.bias
     torch.testing.assert_close(y, reference, rtol=1e-12, atol=1e-12)
     grad = torch.randn_like(y)
-    gx, gw, gb = torch.autograd.grad(y, (x, layer.weight, layer.bias), grad)
-    rx, rw, rb = torch.autograd.grad(reference, (x, w_dense, layer.bias), grad)
+    gx, gw, gb = torch.autograd.grad(y, (x, layer.weight, layer.bias), grad, retain_graph=True)
+    rx, rw, rb = torch.autograd.grad(reference, (x, w_dense, layer.bias), grad, retain_graph=True)
     torch.testing.assert_close(gx, rx)
     torch.testing.assert_close(gb, rb)
+    # an expanded (stride-0) output gradient, as y.sum().backward() gives, is handled too
+    gx_sum, gw_sum = torch.autograd.grad(y.sum(), (x, layer.weight))
+    rx_sum, rw_sum = torch.autograd.grad(reference.sum(), (x, w_dense))
+    torch.testing.assert_close(gx_sum, rx_sum)
+    torch.testing.assert_close(probe_dense(layer, gw_sum), rw_sum * (dense != 0))
     # the weight gradient of each block is the dense gradient restricted to that block
-    probe = G2GLinear(24, 2 * out_ensembles, 8, out_ensembles, layer.k).double()
+    torch.testing.assert_close(probe_dense(layer, gw), rw * (dense != 0))
+
+
+def probe_dense(layer: G2GLinear, blocks: torch.Tensor) -> torch.Tensor:
+    """The dense matrix of `blocks` laid out with `layer`'s connections."""
+    probe = G2GLinear(layer.in_features, layer.out_features, layer.in_ensembles, layer.out_ensembles, layer.k).double()
     probe.connections.copy_(layer.connections)
-    probe.weight.data.copy_(gw)
-    torch.testing.assert_close(probe.dense_weight(), rw * (dense != 0))
+    probe.weight.data.copy_(blocks)
+    return probe.dense_weight()
 
 
 def test_modular_layout_is_a_band_and_random_layout_is_seeded():

@@ -77,7 +77,8 @@ class BandMatmul(torch.autograd.Function):
         out_e, k, in_block, out_block = weight.shape
         n, padded_width = padded.shape
         left = (k - 1) // 2
-        grad_y = grad_y.reshape(n, out_e * out_block)
+        # contiguous: the strided views below assume it (a gradient may arrive expanded, e.g. from .sum())
+        grad_y = grad_y.reshape(n, out_e * out_block).contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             if step == 1:
