@@ -55,6 +55,8 @@ def test_tiny_search_saves_its_best_student(tmp_path):
     n2n = result.metrics["n2n"]
     assert len(n2n["curve"]) == 4 and 1 <= n2n["evaluated_students"] <= 4
     assert n2n["random_search"]["evaluated_students"] == n2n["evaluated_students"]
+    assert len(n2n["random_search"]["rewards"]) == n2n["evaluated_students"]  # one per new student, in order
+    assert max(n2n["random_search"]["rewards"]) == n2n["random_search"]["best"]["reward"]
     best = n2n["best"]
     assert best["reward"] == max(c["reward"] for c in n2n["curve"])
     assert best["reward"] == pytest.approx(n2n_reward(best["accuracy"], n2n["teacher"]["accuracy"], best["params"],
@@ -63,9 +65,35 @@ def test_tiny_search_saves_its_best_student(tmp_path):
     assert saved["hidden_sizes"] == best["hidden_sizes"]  # the published model is the best student
     assert n2n["compression"] == pytest.approx(n2n["teacher"]["params"] / best["params"])
     assert result.metrics["final"]["eval_accuracy"] == pytest.approx(best["accuracy"])
+    # the search curve is metrics.json's "curves"; the student publishes (its config is not the
+    # recipe's teacher config) with that curve plotted in its card
+    from zoo.hub import export_repo
+    from zoo.recipes import load_recipe
+
+    curves = result.metrics["curves"]
+    assert [c["episode"] for c in curves] == [0, 1, 2, 3]
+    assert [c["reward"] for c in curves] == [c["reward"] for c in n2n["curve"]]
+    assert curves[-1]["best_reward"] == best["reward"]
+    repo = export_repo(load_recipe(recipe(tmp_path)), repo_dir=tmp_path / "repo", output_dir=tmp_path / "out")
+    assert json.loads((repo / "config.json").read_text())["hidden_sizes"] == best["hidden_sizes"]
+    assert "![training curves](training_curves.png)" in (repo / "README.md").read_text()
+    assert (repo / "training_curves.png").stat().st_size > 0
 
 
-def test_n2n_refuses_a_model_without_hidden_sizes(tmp_path):
-    config = {"image_size": 8, "num_channels": 1, "channels": [3, 4], "hidden_size": 6, "num_labels": 10}
-    with pytest.raises(zoo.UserError, match="hidden_sizes"):
-        train(recipe(tmp_path, "convnet", config), output_dir=tmp_path / "out")
+def test_convnet_teacher_shrinks_its_channels(tmp_path):
+    config = {"image_size": 8, "num_channels": 1, "channels": [6, 6, 4], "hidden_size": 8, "num_labels": 10}
+    path = recipe(tmp_path, "convnet", config)
+    result = train(path, ["training.epochs=1", "training.trainer_options.episodes=2",
+                          "training.trainer_options.student_steps=3"], output_dir=tmp_path / "out")
+    n2n = result.metrics["n2n"]
+    assert n2n["widths_key"] == "channels" and n2n["teacher"]["hidden_sizes"] == [6, 6, 4]
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["channels"] == n2n["best"]["hidden_sizes"] and saved["hidden_size"] == 8
+    student = zoo.create_model("convnet", **{**config, "channels": n2n["best"]["hidden_sizes"]})
+    assert n2n["best"]["params"] == sum(p.numel() for p in student.parameters())
+
+
+def test_n2n_refuses_a_model_without_a_width_list(tmp_path):
+    config = {"image_size": 8, "num_channels": 1, "filters": 3, "depth": 2, "kernel_size": 3, "num_labels": 10}
+    with pytest.raises(zoo.UserError, match="hidden_sizes or channels"):
+        train(recipe(tmp_path, "residual_cnn", config), output_dir=tmp_path / "out")

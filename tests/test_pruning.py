@@ -110,7 +110,8 @@ def test_an_interrupted_sparse_run_resumes_to_the_same_weights(tmp_path, trainer
     from safetensors.torch import load_file
 
     if trainer == "imp":
-        recipe = imp_recipe(tmp_path)  # 22 steps per epoch, 3 phases of 44: pruned at step 44
+        recipe = imp_recipe(tmp_path)  # 22 steps per epoch; at 3 epochs 3 phases of 22: pruned at steps 22 and 44
+        overrides = ["training.epochs=3"]
     else:
         recipe = tmp_path / "dst.yaml"
         recipe.write_text(yaml.safe_dump({
@@ -118,13 +119,16 @@ def test_an_interrupted_sparse_run_resumes_to_the_same_weights(tmp_path, trainer
             "config": {"image_size": 8, "hidden_sizes": [16, 16], "num_ensembles": 4, "input_ensembles": 8,
                        "sparsity": 0.5, "num_labels": 10},
             "data": {"name": "digits"},
-            "training": {"epochs": 4, "batch_size": 64, "lr": 0.01, "optimizer": "adam", "seed": 0, "checkpoint_every": 0,
+            "training": {"epochs": 2, "batch_size": 64, "lr": 0.01, "optimizer": "adam", "seed": 0, "checkpoint_every": 0,
                          "trainer": "dst", "trainer_options": {"update_every": 7, "regrow": "random"}}}))
-    whole = train(recipe, output_dir=tmp_path / "whole")
+        overrides = []  # 44 steps, rewired at steps 7, 14, ...
+    whole = train(recipe, overrides, output_dir=tmp_path / "whole")
     part = tmp_path / "part"
-    stopped = train(recipe, ["training.checkpoint_every=50", "training.stop_after_steps=60"], output_dir=part)
-    assert not stopped.metrics["finished"]
-    resumed = train(recipe, ["training.checkpoint_every=50"], output_dir=part, resume=True)
+    # the checkpoint resumed from comes after a change of mask: step 30 > 22 (imp), step 20 > 7, 14 (dst)
+    every = "training.checkpoint_every=30" if trainer == "imp" else "training.checkpoint_every=20"
+    stopped = train(recipe, [*overrides, every, "training.stop_after_steps=35"], output_dir=part)
+    assert not stopped.metrics["finished"] and stopped.metrics["step"] == 35
+    resumed = train(recipe, [*overrides, every], output_dir=part, resume=True)
     assert resumed.metrics["finished"]
     a, b = load_file(str(tmp_path / "whole" / "model.safetensors")), load_file(str(part / "model.safetensors"))
     assert a.keys() == b.keys()

@@ -52,8 +52,10 @@ def plot_curves(metrics: dict, path: Path) -> bool:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    x_key = "step" if all("step" in r for r in rows) else "epoch"
-    keys = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k not in ("step", "epoch")})
+    # "episode": a search's curve (e.g. the n2n trainer's) in place of the training steps
+    x_key = next((k for k in ("step", "episode") if all(k in r for r in rows)), "epoch")
+    granularity = "per episode" if x_key == "episode" else granularity
+    keys = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k not in ("step", "epoch", "episode")})
     losses = [k for k in keys if k.endswith("loss")]
     scores = [k for k in keys if not k.endswith("loss")]
     panels = [p for p in (("loss", losses), ("metric", scores)) if p[1]]

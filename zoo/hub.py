@@ -318,7 +318,8 @@ def run_recipe(named: Recipe, output_dir: Path) -> Recipe:
     The output folder's recipe.yaml (written by the training run, overrides applied) is the
     source of truth for the training setup; the named recipe supplies what describes the model
     (description, card, paper) when the run's copy predates them. A config.json that disagrees
-    with the run's recipe, or a run of another recipe, is a UserError: the card would lie.
+    with the run's recipe (but for the keys a trainer that saves another model lists in
+    metrics.json's "saved_config_changes"), or a run of another recipe, is a UserError: the card would lie.
     """
     config = json.loads((output_dir / "config.json").read_text())
     recorded = output_dir / "recipe.yaml"
@@ -338,7 +339,11 @@ def run_recipe(named: Recipe, output_dir: Path) -> Recipe:
     if config.get("model_type") != run.architecture:
         raise UserError(f"{output_dir}/config.json is a {config.get('model_type')!r} model but {origin} "
                         f"names {run.architecture!r}")
-    mismatched = [(k, v, config.get(k)) for k, v in run.config.items() if k in config and _jsonable(v) != config[k]]
+    # a trainer that saves another model than the recipe's (n2n: the best student) names what it changed
+    metrics_path = output_dir / "metrics.json"
+    changed = (json.loads(metrics_path.read_text()).get("saved_config_changes") or {}) if metrics_path.exists() else {}
+    expected = {**run.config, **changed}
+    mismatched = [(k, v, config.get(k)) for k, v in expected.items() if k in config and _jsonable(v) != config[k]]
     if mismatched:
         detail = ", ".join(f"{k}: config.json {c!r} vs recipe {v!r}" for k, v, c in mismatched)
         raise UserError(f"{output_dir} was not trained with {origin}: {detail}; publish the recipe that made "

@@ -2,9 +2,9 @@
 """C2 finding: iterative magnitude pruning with rewinding, plain vs + AP, with the dynamic dead
 neuron rate (analysis.dnr.DNRMeter) of every training phase.
 
-    OMP_NUM_THREADS=1 python experiments/pruning/run.py                    # 5 cycles to 90 %, 3 seeds
+    OMP_NUM_THREADS=1 python experiments/pruning/run.py --epochs 12        # FINDINGS C2: 5 cycles to 90 %, 3 seeds
     OMP_NUM_THREADS=1 python experiments/pruning/run.py --data digits --hidden 64,32 --epochs 6 --seeds 0   # smoke
-    python experiments/pruning/run.py --summary
+    python experiments/pruning/run.py --epochs 12 --summary               # summary.json + docs/figures/pruning/
 
 Each cell trains through the zoo's `imp` trainer, extended here (not in zoo: zoo never imports
 analysis) by a DNRMeter on the training passes, one point per phase: phase c is trained at the
@@ -23,7 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "results" / "pruning"
-METHODS = {"imp": 0.0, "imp-ap": None}  # None: --ap-fraction
+# method: (ap_fraction, prune_fraction); None: the command line's. "imp-matched" is plain IMP at
+# IMP + AP's sparsity every cycle (prune 1 - (1 - p)(1 - ap)): AP's effect apart from pruning more.
+METHODS = {"imp": (0.0, None), "imp-ap": (None, None), "imp-matched": (0.0, "matched")}
 
 
 def register_dnr_trainer():
@@ -68,7 +70,7 @@ def run_sweep(args) -> None:
     data = {"name": args.data} | ({"limit_train": args.limit_train, "limit_test": args.limit_test}
                                   if args.data == "fashion_mnist" else {})
     for seed in tqdm(args.seed_list, desc="C2 seeds"):
-        for method, ap in METHODS.items():
+        for method, (ap, prune) in METHODS.items():
             name = out_dir / f"{method}-seed{seed}.json"
             if name.exists():
                 continue
@@ -78,7 +80,7 @@ def run_sweep(args) -> None:
                       "data": data,
                       "training": {"trainer": "imp-dnr", "epochs": args.epochs, "batch_size": 128, "optimizer": "adam",
                                    "lr": 1.2e-3, "scheduler": "cosine", "seed": seed, "checkpoint_every": 0,
-                                   "trainer_options": {"cycles": args.cycles, "prune_fraction": args.prune_fraction,
+                                   "trainer_options": {"cycles": args.cycles, "prune_fraction": prune_fraction(args, prune),
                                                        "ap_fraction": args.ap_fraction if ap is None else ap}}}
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "recipe.yaml"
@@ -87,6 +89,12 @@ def run_sweep(args) -> None:
             name.write_text(json.dumps({"method": method, "seed": seed, "recipe": recipe, "imp": metrics["imp"],
                                         "dnr_per_phase": metrics["dnr_per_phase"],
                                         "final": metrics["final"]}, indent=2))
+
+
+def prune_fraction(args, prune) -> float:
+    if prune == "matched":
+        return round(1 - (1 - args.prune_fraction) * (1 - args.ap_fraction), 6)
+    return args.prune_fraction
 
 
 def tag(args) -> str:
@@ -108,6 +116,31 @@ def summarise(args) -> None:
                          "dnr_mean": statistics.mean(dnr), "seeds": len(cells)})
     (out_dir / "summary.json").write_text(json.dumps({"tag": tag(args), "rows": rows}, indent=2))
     print(json.dumps(rows, indent=1))
+    plot(rows, ROOT / "docs" / "figures" / "pruning" / f"{tag(args)}.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Test accuracy and dynamic DNR against the sparsity each phase was trained at, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 3.6), dpi=100)
+    for i, (key, label) in enumerate((("accuracy_mean", "test accuracy (mean of seeds)"),
+                                      ("dnr_mean", "dynamic DNR of the phase (mean of seeds)"))):
+        axes = figure.add_subplot(1, 2, i + 1)
+        for method in METHODS:
+            points = [(100 * r["sparsity"], r[key]) for r in rows if r["method"] == method]
+            if points:
+                axes.plot(*zip(*points), marker="o", label=method)
+        axes.set_xlabel("sparsity of the phase (%)")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", metadata={"Software": None})
 
 
 def main() -> None:

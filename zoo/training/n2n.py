@@ -9,14 +9,19 @@ Then two policies search for a student, episode by episode:
    from `scales` (categorical).
 
 Each candidate student (same family, the chosen hidden sizes) is trained for `student_steps`
-by knowledge distillation from the teacher (KL at temperature `temperature` + cross-entropy)
+by knowledge distillation from the teacher (KL at temperature `temperature` + cross-entropy;
+the teacher's logits on the training set are computed once, in eval mode, for all students)
 and scored on the eval split; evaluated architectures are cached. Reward
 R = (acc_s / acc_t) · C (2 − C), C = 1 − params_s / params_t; both policies are updated by
 REINFORCE with a moving-average baseline. A random search over the same action space with the
 same number of *evaluated* students is the baseline. The best student is the run's saved model;
-metrics.json "n2n" holds the reward curve, both searches and the wall time.
+metrics.json "n2n" holds the reward curve, both searches and the wall time; its "curves" is the
+search curve (one point per episode), the plot in the published model's card.
 
-Supports architectures whose config has `hidden_sizes` (mlp, g2gnet with widths that fit).
+The layers are the config's width list: `hidden_sizes` (mlp, g2gnet with widths that fit) or
+`channels` (convnet: removing a convolution block drops its pooling too, so the classifier's
+input grows; the model builds itself from the config). Results name the chosen widths
+"hidden_sizes" whichever the key ("widths_key" in metrics.json says which).
 """
 from __future__ import annotations
 
@@ -64,6 +69,15 @@ def descriptors(widths: list[int]) -> torch.Tensor:
     return torch.tensor([[w / top, i / max(1, n - 1)] for i, w in enumerate(widths)], dtype=torch.float32)
 
 
+def widths_key(config) -> str | None:
+    """The config's list of layer widths n2n removes and shrinks: hidden_sizes, else channels."""
+    for key in ("hidden_sizes", "channels"):
+        value = getattr(config, key, None)
+        if isinstance(value, (list, tuple)) and value:
+            return key
+    return None
+
+
 def parameter_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -77,9 +91,10 @@ class N2NTrainer(SGDTrainer):
 
     def setup(self, run) -> None:
         o = run.options
-        widths = getattr(run.unwrapped_model.config, "hidden_sizes", None)
-        if not widths:
-            raise UserError(f"n2n compresses models whose config has hidden_sizes; {run.recipe.architecture} has none")
+        self.key = widths_key(run.unwrapped_model.config)
+        if self.key is None:
+            raise UserError(f"n2n compresses models whose config has a hidden_sizes or channels list; "
+                            f"{run.recipe.architecture} has neither")
         option_int(o, "episodes")
         option_int(o, "student_steps")
         if not o["scales"] or any(not 0 < s <= 1 for s in o["scales"]):
@@ -90,12 +105,24 @@ class N2NTrainer(SGDTrainer):
     def build_student(self, run, hidden_sizes: list[int]):
         from ..registry import build_model
 
-        kwargs = {**run.recipe.config, "hidden_sizes": hidden_sizes}
+        kwargs = {**run.recipe.config, self.key: hidden_sizes}
         kwargs.setdefault("num_labels", run.unwrapped_model.config.num_labels)
         return build_model(run.recipe.architecture, **kwargs).to(run.accelerator.device)
 
-    def distil(self, run, student, teacher, generator: torch.Generator) -> float:
-        """Train `student` by KD from `teacher` for student_steps; its eval accuracy."""
+    @staticmethod
+    @torch.no_grad()
+    def teacher_logits(run, teacher, chunk: int = 1024) -> torch.Tensor:
+        """The teacher's logits on every training example, computed once for all students (eval mode,
+        so the same targets a per-batch teacher pass would give)."""
+        data, rows = run.train_set, []
+        for start in range(0, len(data), chunk):
+            batch = data.__getitems__(list(range(start, min(len(data), start + chunk))))
+            inputs = {k: v.to(run.accelerator.device) for k, v in batch.items() if k not in ("example_index", "labels")}
+            rows.append(teacher(**inputs).logits.float())
+        return torch.cat(rows)
+
+    def distil(self, run, student, teacher_logits: torch.Tensor, generator: torch.Generator) -> float:
+        """Train `student` by KD from the teacher's logits for student_steps; its eval accuracy."""
         from .run import evaluate
 
         o = run.options
@@ -104,12 +131,11 @@ class N2NTrainer(SGDTrainer):
         t = o["temperature"]
         student.train()
         for _ in range(o["student_steps"]):
-            index = torch.randint(len(data), (run.batch_size,), generator=generator).tolist()
-            batch = data.__getitems__(index)
+            index = torch.randint(len(data), (run.batch_size,), generator=generator)
+            batch = data.__getitems__(index.tolist())
             batch.pop("example_index")
             batch = {k: v.to(run.accelerator.device) for k, v in batch.items()}
-            with torch.no_grad():
-                soft = torch.softmax(teacher(**{k: v for k, v in batch.items() if k != "labels"}).logits / t, -1)
+            soft = torch.softmax(teacher_logits[index] / t, -1)
             out = student(**batch)
             kd = nn.functional.kl_div(torch.log_softmax(out.logits / t, -1), soft, reduction="batchmean") * t * t
             loss = o["kd_weight"] * kd + (1 - o["kd_weight"]) * out.loss
@@ -118,11 +144,11 @@ class N2NTrainer(SGDTrainer):
             optimizer.step()
         return evaluate(student, run.eval_dl)["eval_accuracy"]
 
-    def score(self, run, hidden_sizes, teacher, cache, generator) -> dict:
+    def score(self, run, hidden_sizes, teacher_logits, cache, generator) -> dict:
         key = tuple(hidden_sizes)
         if key not in cache:
             student = self.build_student(run, list(hidden_sizes))
-            acc = self.distil(run, student, teacher, generator)
+            acc = self.distil(run, student, teacher_logits, generator)
             params = parameter_count(student)
             cache[key] = {"hidden_sizes": list(hidden_sizes), "accuracy": acc, "params": params,
                           "reward": n2n_reward(acc, self.teacher_acc, params, self.teacher_params), "model": student}
@@ -146,14 +172,15 @@ class N2NTrainer(SGDTrainer):
         teacher = run.unwrapped_model.eval()
         self.teacher_acc = evaluate(teacher, run.eval_dl)["eval_accuracy"]
         self.teacher_params = parameter_count(teacher)
-        widths = list(teacher.config.hidden_sizes)
+        teacher_logits = self.teacher_logits(run, teacher)
+        widths = list(getattr(teacher.config, self.key))
         torch.manual_seed(o["seed"])
         remove, shrink = LayerPolicy(2), LayerPolicy(len(o["scales"]))
         optimizer = torch.optim.Adam([*remove.parameters(), *shrink.parameters()], lr=o["policy_lr"])
         generator = torch.Generator().manual_seed(o["seed"])
         cache: dict = {}
         baseline, curve, best = None, [], None
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         bar = tqdm(range(o["episodes"]), desc="n2n search", disable=not run.accelerator.is_local_main_process)
         for episode in bar:
             d_remove = remove(descriptors(widths))
@@ -163,7 +190,7 @@ class N2NTrainer(SGDTrainer):
             kept = [w for w, k in zip(widths, keep.tolist()) if k]
             d_shrink = shrink(descriptors(kept))
             scale_index = d_shrink.sample()
-            result = self.score(run, self.widths_of(widths, keep.tolist(), scale_index.tolist()), teacher, cache, generator)
+            result = self.score(run, self.widths_of(widths, keep.tolist(), scale_index.tolist()), teacher_logits, cache, generator)
             reward = result["reward"]
             baseline = reward if baseline is None else o["baseline_decay"] * baseline + (1 - o["baseline_decay"]) * reward
             log_prob = d_remove.log_prob(keep).sum() + d_shrink.log_prob(scale_index).sum()
@@ -173,19 +200,24 @@ class N2NTrainer(SGDTrainer):
             curve.append({"episode": episode, "reward": reward, "best_reward": best["reward"],
                           "hidden_sizes": result["hidden_sizes"], "accuracy": result["accuracy"]})
             bar.set_postfix(best_reward=round(best["reward"], 4))
-        search_s = time.perf_counter() - started
+        search_s, search_cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
+        started = time.perf_counter()
         # the random-search baseline: as many evaluated students, drawn uniformly from the same actions
         rng = torch.Generator().manual_seed(o["seed"] + 1)
         random_cache: dict = {}
-        random_best = None
+        random_best, random_rewards = None, []
         for _ in range(3 * len(cache)):
             if len(random_cache) >= len(cache):
                 break
             keep = torch.randint(2, (len(widths),), generator=rng).tolist()
             keep[torch.randint(len(widths), (1,), generator=rng).item()] = 1
             scale_index = torch.randint(len(o["scales"]), (sum(keep),), generator=rng).tolist()
-            result = self.score(run, self.widths_of(widths, keep, scale_index), teacher, random_cache, generator)
+            before = len(random_cache)
+            result = self.score(run, self.widths_of(widths, keep, scale_index), teacher_logits, random_cache, generator)
+            if len(random_cache) > before:  # a newly evaluated student
+                random_rewards.append(result["reward"])
             random_best = result if random_best is None or result["reward"] > random_best["reward"] else random_best
+        random_s = time.perf_counter() - started
         student = best.pop("model")
         strip = lambda r: {k: v for k, v in r.items() if k != "model"}  # noqa: E731
         outcome.model = student
@@ -193,11 +225,17 @@ class N2NTrainer(SGDTrainer):
         outcome.final.update(evaluate(student, run.eval_dl))
         outcome.final["eval_compression"] = self.teacher_params / best["params"]
         outcome.metrics["n2n"] = {
-            "teacher": {"hidden_sizes": widths, "accuracy": self.teacher_acc, "params": self.teacher_params},
+            "widths_key": self.key, "teacher": {"hidden_sizes": widths, "accuracy": self.teacher_acc, "params": self.teacher_params},
             "best": strip(best), "compression": self.teacher_params / best["params"],
             "episodes": o["episodes"], "evaluated_students": len(cache), "search_wall_s": search_s,
-            "curve": curve, "random_search": {"evaluated_students": len(random_cache),
+            "search_cpu_s": search_cpu_s, "random_search_wall_s": random_s,
+            "curve": curve, "random_search": {"evaluated_students": len(random_cache), "rewards": random_rewards,
                                               "best": strip(random_best) if random_best else None},
             "rl_beats_random": bool(random_best is None or best["reward"] > random_best["reward"]),
         }
+        # the saved model is the student: zoo publish checks config.json against the recipe but these keys
+        outcome.metrics["saved_config_changes"] = {self.key: best["hidden_sizes"]}
+        # the card's curve panel: the search, one point per episode (the teacher's epochs stay in "history")
+        outcome.metrics["curves"] = [{"episode": c["episode"], "reward": c["reward"], "best_reward": c["best_reward"],
+                                      "student_accuracy": c["accuracy"]} for c in curve]
         return outcome

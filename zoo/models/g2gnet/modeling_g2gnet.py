@@ -77,25 +77,59 @@ class BandMatmul(torch.autograd.Function):
         out_e, k, in_block, out_block = weight.shape
         n, padded_width = padded.shape
         left = (k - 1) // 2
-        grad_y = grad_y.reshape(n, out_e, out_block).transpose(0, 1).contiguous()
+        # contiguous: the strided views below assume it (a gradient may arrive expanded, e.g. from .sum())
+        grad_y = grad_y.reshape(n, out_e * out_block).contiguous()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_windows = torch.bmm(grad_y, weight.view(out_e, k * in_block, out_block).transpose(1, 2))
-            grad_padded = grad_y.new_zeros(n, padded_width)
-            for t in range(k):  # slot t of every window: distinct places, one strided add
-                grad_padded.as_strided((out_e, n, in_block), (step * in_block, padded_width, 1), t * in_block).add_(
-                    grad_windows[:, :, t * in_block:(t + 1) * in_block])
-            grad_x = grad_padded[:, left * in_block:(left + in_e) * in_block].clone()
-            if left:
-                grad_x[:, (in_e - left) * in_block:] += grad_padded[:, :left * in_block]
-            if k - 1 - left:
-                grad_x[:, :(k - 1 - left) * in_block] += grad_padded[:, (left + in_e) * in_block:]
+            if step == 1:
+                grad_x = BandMatmul.transposed_band(grad_y, weight)
+            else:
+                grad_x = BandMatmul.scattered_windows(grad_y, weight, step, in_e, padded_width)
         if ctx.needs_input_grad[1]:
             windows = padded.as_strided((out_e, n, k * in_block), (step * in_block, padded_width, 1))
-            grad_w = torch.bmm(windows.transpose(1, 2), grad_y).view_as(weight)
+            # grad_y's ensembles as a strided view (no transposed copy): bmm reads it with row stride out
+            per_ensemble = grad_y.as_strided((out_e, n, out_block), (out_block, out_e * out_block, 1))
+            grad_w = torch.bmm(windows.transpose(1, 2), per_ensemble).view_as(weight)
         if ctx.needs_input_grad[2]:
-            grad_b = grad_y.sum(1).reshape(-1)
+            grad_b = grad_y.sum(0)
         return grad_x, grad_w, grad_b, None
+
+    @staticmethod
+    def transposed_band(grad_y, weight):
+        """The input gradient when in_ensembles == out_ensembles: input ensemble i is read by the k
+        consecutive output ensembles i − right … i + left, so grad_x is itself a band product —
+        windows of the padded grad_y times the transposed blocks, one batched matmul."""
+        out_e, k, in_block, out_block = weight.shape
+        n = grad_y.shape[0]
+        left = (k - 1) // 2
+        right = k - 1 - left
+        padded = torch.cat([grad_y[:, (out_e - right) * out_block:], grad_y, grad_y[:, :left * out_block]], dim=1)
+        windows = padded.as_strided((out_e, n, k * out_block), (out_block, padded.shape[1], 1))
+        s = torch.arange(k, device=weight.device)
+        readers = (torch.arange(out_e, device=weight.device)[:, None] - right + s[None, :]) % out_e
+        # block (i, s) = W[reader s of i, slot k − 1 − s]ᵀ: one row gather of the transposed blocks
+        flat = weight.transpose(2, 3).reshape(out_e * k, out_block * in_block)
+        blocks = flat.index_select(0, (readers * k + (k - 1 - s)[None, :]).reshape(-1)).view(out_e, k * out_block, in_block)
+        return torch.bmm(windows, blocks).transpose(0, 1).reshape(n, out_e * in_block)
+
+    @staticmethod
+    def scattered_windows(grad_y, weight, step, in_e, padded_width):
+        """The input gradient for any window step: per-window gradients added back slot by slot."""
+        out_e, k, in_block, out_block = weight.shape
+        n = grad_y.shape[0]
+        left = (k - 1) // 2
+        per_ensemble = grad_y.as_strided((out_e, n, out_block), (out_block, out_e * out_block, 1))
+        grad_windows = torch.bmm(per_ensemble, weight.view(out_e, k * in_block, out_block).transpose(1, 2))
+        grad_padded = grad_y.new_zeros(n, padded_width)
+        for t in range(k):  # slot t of every window: distinct places, one strided add
+            grad_padded.as_strided((out_e, n, in_block), (step * in_block, padded_width, 1), t * in_block).add_(
+                grad_windows[:, :, t * in_block:(t + 1) * in_block])
+        grad_x = grad_padded[:, left * in_block:(left + in_e) * in_block].clone()
+        if left:
+            grad_x[:, (in_e - left) * in_block:] += grad_padded[:, :left * in_block]
+        if k - 1 - left:
+            grad_x[:, :(k - 1 - left) * in_block] += grad_padded[:, (left + in_e) * in_block:]
+        return grad_x
 
 
 class BlockSparseMatmul(torch.autograd.Function):
