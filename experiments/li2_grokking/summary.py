@@ -42,10 +42,19 @@ def stages(cells: list[dict]) -> list[dict]:
     return out
 
 
+def arm_name(r: dict) -> str:
+    """E.g. "adam lr 0.001", "muon lr 0.01 rms K 24" (K shown when not 256; "rms": adjust_lr_fn
+    match_rms_adamw)."""
+    name = f"{r['optimizer']} lr {r['muon_lr'] or r['lr']:g}"
+    if r.get("muon_adjust_lr_fn") == "match_rms_adamw":
+        name += " rms"
+    return name + (f" K {r['hidden_dim']}" if r["hidden_dim"] != 256 else "")
+
+
 def optimizers(cells: list[dict]) -> dict:
     arms = defaultdict(list)
     for r in cells:
-        arms[f"{r['optimizer']} lr {r['muon_lr'] or r['lr']:g}"].append(r)
+        arms[arm_name(r)].append(r)
     out = {}
     for arm, runs in sorted(arms.items()):
         steps = [r["steps_to_95"] for r in runs]
@@ -53,7 +62,10 @@ def optimizers(cells: list[dict]) -> dict:
         out[arm] = {"seeds": [r["seed"] for r in runs], "steps_to_95": steps, "grokked": len(done), "runs": len(runs),
                     "median_steps_to_95": statistics.median(done) if len(done) == len(runs) else None,
                     "mean_steps_to_95": statistics.mean(done) if len(done) == len(runs) else None,
-                    "max_steps": max(r["max_steps"] for r in runs),
+                    "max_steps": max(r["max_steps"] for r in runs), "hidden_dim": runs[0]["hidden_dim"],
+                    "optimizer": runs[0]["optimizer"], "lr": runs[0]["muon_lr"] or runs[0]["lr"],
+                    "adjust_lr_fn": runs[0].get("muon_adjust_lr_fn"),
+                    "train_100_step": [r["train_100_step"] for r in runs],
                     "final_test_accuracy": [r["final"]["test_accuracy"] for r in runs],
                     "cpu_s": sum(r["cpu_s"] for r in runs)}
     return out
@@ -129,12 +141,12 @@ def plot(results: Path, figures: Path, summary: dict) -> list[str]:
         written.append("stages.png")
     arms = summary["optimizers"]
     if arms:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(arms)), 4))
         for i, (arm, row) in enumerate(arms.items()):
             ys = [s if s is not None else row["max_steps"] for s in row["steps_to_95"]]
             ax.scatter([i] * len(ys), ys, marker="o", facecolors=["C0" if s is not None else "none" for s in row["steps_to_95"]],
                        edgecolors="C0")
-        ax.set_xticks(range(len(arms)), list(arms), fontsize=8)
+        ax.set_xticks(range(len(arms)), list(arms), fontsize=7, rotation=30, ha="right")
         ax.set_ylabel("steps to 95 % test accuracy\n(open: not reached by the cap)")
         fig.tight_layout()
         fig.savefig(figures / "optimizers.png", dpi=110)
