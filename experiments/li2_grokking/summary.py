@@ -71,6 +71,17 @@ def optimizers(cells: list[dict]) -> dict:
     return out
 
 
+def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
+    return float(1 - ((y - predicted) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+def _origin_fit(x: np.ndarray, y: np.ndarray) -> dict:
+    """Least squares y = a · x through the origin: a, residuals, relative residuals, R²."""
+    a = float((x @ y) / (x @ x))
+    return {"a": a, "residuals": (y - a * x).tolist(), "relative_residuals": ((y - a * x) / y).tolist(),
+            "r2": _r2(y, a * x)}
+
+
 def scaling(cells: list[dict]) -> dict:
     by_modulus = defaultdict(list)
     for r in cells:
@@ -86,20 +97,29 @@ def scaling(cells: list[dict]) -> dict:
                      "n_largest_failed": max((r["n_train"] for r in failed), default=None),
                      "tried": [[r["n_train"], r["grokked"], r["steps_to_95"], round(r["final"]["test_accuracy"], 4)] for r in runs],
                      "max_steps": max(r["max_steps"] for r in runs)})
+    for row in rows:  # the bracket of the critical multiplier c = n / (M ln M)
+        row["c_bracket"] = [row["n_largest_failed"] / row["m_log_m"] if row["n_largest_failed"] else None,
+                            row["n_critical"] / row["m_log_m"] if row["n_critical"] else None]
     fit = {}
-    pts = [(r["m_log_m"], r["n_critical"]) for r in rows if r["n_critical"] is not None]
-    if len(pts) >= 2:
-        x, y = np.array(pts).T
-        a0 = float((x @ y) / (x @ x))  # n = a · M ln M
+    done = [r for r in rows if r["n_critical"] is not None]
+    if len(done) >= 2:
+        ms = np.array([r["modulus"] for r in done], dtype=float)
+        y = np.array([r["n_critical"] for r in done], dtype=float)
+        fit = {"moduli": ms.astype(int).tolist(),
+               "through_origin": _origin_fit(ms * np.log(ms), y),  # n = a · M ln M
+               "m_squared": _origin_fit(ms**2, y),  # n = a · M² (the memorisation count's form)
+               "linear_m": _origin_fit(ms, y)}  # n = a · M
+        x = ms * np.log(ms)
         a1, b1 = (float(v) for v in np.polyfit(x, y, 1))  # n = a · M ln M + b
-        ms = np.array([r["modulus"] for r in rows if r["n_critical"] is not None], dtype=float)
-        slope, _ = np.polyfit(np.log(ms), np.log(y), 1)  # n ∝ M^slope
-        fit = {"through_origin": {"a": a0, "residuals": (y - a0 * x).tolist(),
-                                  "relative_residuals": ((y - a0 * x) / y).tolist(),
-                                  "r2": float(1 - ((y - a0 * x) ** 2).sum() / ((y - y.mean()) ** 2).sum())},
-               "affine": {"a": a1, "b": b1, "residuals": (y - (a1 * x + b1)).tolist(),
-                          "r2": float(1 - ((y - (a1 * x + b1)) ** 2).sum() / ((y - y.mean()) ** 2).sum())},
-               "power_law_exponent": float(slope)}
+        fit["affine"] = {"a": a1, "b": b1, "residuals": (y - (a1 * x + b1)).tolist(), "r2": _r2(y, a1 * x + b1)}
+        slope, intercept = np.polyfit(np.log(ms), np.log(y), 1)  # n ∝ M^slope
+        fit["power_law_exponent"] = float(slope)
+        fit["power_law"] = {"exponent": float(slope), "prefactor": float(np.exp(intercept)),
+                            "r2": _r2(y, np.exp(intercept) * ms**slope)}
+        # M ln M's own local exponent over the range, to set beside the fitted one
+        fit["m_log_m_exponent"] = float(np.polyfit(np.log(ms), np.log(x), 1)[0])
+        rel = np.array(fit["through_origin"]["relative_residuals"])
+        fit["through_origin"]["residual_trend_corr_with_m"] = float(np.corrcoef(ms, rel)[0, 1])
     return {"rows": rows, "fit": fit}
 
 
@@ -154,20 +174,35 @@ def plot(results: Path, figures: Path, summary: dict) -> list[str]:
         written.append("optimizers.png")
     rows, fit = summary["scaling"]["rows"], summary["scaling"]["fit"]
     if rows and fit:
-        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fig, (ax, right) = plt.subplots(1, 2, figsize=(11, 4))
         x = np.array([r["m_log_m"] for r in rows])
         ax.scatter(x, [r["n_critical"] for r in rows], label="smallest n that groks")
         failed = [(r["m_log_m"], r["n_largest_failed"]) for r in rows if r["n_largest_failed"]]
         if failed:
             ax.scatter(*zip(*failed), marker="x", color="C3", label="largest n that did not")
         for r in rows:
-            ax.annotate(f"M={r['modulus']}", (r["m_log_m"], r["n_critical"] or 0), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        grid = np.linspace(0, x.max() * 1.05, 50)
+            if r["n_critical"]:
+                ax.annotate(f"M={r['modulus']}", (r["m_log_m"], r["n_critical"]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+        grid = np.linspace(1, x.max() * 1.05, 100)
         ax.plot(grid, fit["through_origin"]["a"] * grid, label=f"fit n = {fit['through_origin']['a']:.2f} M ln M")
+        ms_grid = np.linspace(2, max(r["modulus"] for r in rows) * 1.02, 100)
+        power = fit["power_law"]
+        ax.plot(ms_grid * np.log(ms_grid), power["prefactor"] * ms_grid ** power["exponent"], linestyle="-.",
+                label=f"fit n = {power['prefactor']:.2f} M^{power['exponent']:.2f}")
         ax.plot(grid, 2.7482 * grid, linestyle="--", label="reference code's 2.7482 M ln M")
         ax.set_xlabel("M ln M")
         ax.set_ylabel("training pairs n")
         ax.legend(fontsize=7)
+        both = [r for r in rows if None not in r["c_bracket"]]
+        right.vlines([r["modulus"] for r in both], [r["c_bracket"][0] for r in both], [r["c_bracket"][1] for r in both],
+                     color="C0", linewidth=3,
+                     label="critical c = n / (M ln M): (largest failed, smallest grokked]")
+        right.axhline(fit["through_origin"]["a"], color="C1", label="the fit's constant a")
+        right.axhline(2.7482, color="C2", linestyle="--", label="reference code's 2.7482")
+        right.set_xlabel("M")
+        right.set_ylabel("c")
+        right.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(figures / "scaling.png", dpi=110)
         plt.close(fig)
