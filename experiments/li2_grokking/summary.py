@@ -116,6 +116,10 @@ def scaling(cells: list[dict]) -> dict:
         fit["power_law_exponent"] = float(slope)
         fit["power_law"] = {"exponent": float(slope), "prefactor": float(np.exp(intercept)),
                             "r2": _r2(y, np.exp(intercept) * ms**slope)}
+        large = ms >= 23  # the same power law over the larger moduli only (is the exponent settling?)
+        if large.sum() >= 3:
+            fit["power_law_m_ge_23"] = {"exponent": float(np.polyfit(np.log(ms[large]), np.log(y[large]), 1)[0]),
+                                        "m_log_m_exponent": float(np.polyfit(np.log(ms[large]), np.log(ms[large] * np.log(ms[large])), 1)[0])}
         # M ln M's own local exponent over the range, to set beside the fitted one
         fit["m_log_m_exponent"] = float(np.polyfit(np.log(ms), np.log(x), 1)[0])
         rel = np.array(fit["through_origin"]["relative_residuals"])
