@@ -174,7 +174,7 @@ def plot(rows) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("Adam step (0 plotted at 1)")
         ax.set_title(f"{key} of feature neurons\n({target}-dim target)", fontsize=9)
-    axes[0].legend(fontsize=6)
+    axes[2].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(FIGURES / "dynamics.png", dpi=110)
     plt.close(fig)
