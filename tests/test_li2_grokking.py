@@ -250,3 +250,21 @@ def test_scaling_bracket_search_walks_to_neighbouring_fail_and_grok(monkeypatch)
         assert tried == expected, (critical, tried)
     assert run.cell_name("add", 23, 0.6, "muon", 0.01, 24, 1, "match_rms_adamw") == "add_M23_f0.6000_muon-rms_lr0.01_K24_s1"
     assert run.cell_name("add", 23, 0.6, "adam", 0.001, 256, 0) == "add_M23_f0.6000_adam_lr0.001_K256_s0"
+
+
+def test_discrete_log_order_turns_multiplication_into_addition():
+    """mod 23 (primitive root 5): the order g^k lists 1…22 once each, and a unit whose weights
+    are a pure frequency of k = log_g(x) is a single Fourier frequency after reindexing."""
+    from experiments.li2_grokking.run import discrete_log_order, fourier_concentration
+
+    logs = discrete_log_order(23)
+    assert logs[:3] == [1, 5, 2] and sorted(logs) == list(range(1, 23))
+    assert all(logs[(i + j) % 22] == logs[i] * logs[j] % 23 for i in range(22) for j in range(22))
+    assert discrete_log_order(21) is None
+    k_of = {x: k for k, x in enumerate(logs)}
+    w = torch.zeros(1, 2, 23, dtype=torch.float64)
+    for x in range(1, 23):
+        w[0, 0, x] = math.cos(2 * math.pi * 3 * k_of[x] / 22)
+        w[0, 1, x] = math.sin(2 * math.pi * 3 * k_of[x] / 22)
+    torch.testing.assert_close(fourier_concentration(w[:, :, logs]), torch.tensor([1.0], dtype=torch.float64))
+    assert fourier_concentration(w[:, :, 1:]).item() < 0.9  # in the plain order it is spread

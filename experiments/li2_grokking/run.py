@@ -63,6 +63,32 @@ def dominant_frequency(weights: torch.Tensor) -> torch.Tensor:
     return folded_power(weights).argmax(dim=1) + 1
 
 
+def discrete_log_order(modulus: int) -> list[int] | None:
+    """For a prime M, the residues g⁰, g¹, …, g^(M−2) mod M of its smallest primitive root g: reading
+    a unit's weights on 1…M−1 in this order turns multiplication (Z_M^× ≅ Z_(M−1)) into addition,
+    so the Fourier measure of Z_(M−1) applies. None when M is not prime."""
+    if modulus < 3 or any(modulus % d == 0 for d in range(2, int(modulus**0.5) + 1)):
+        return None
+    for g in range(2, modulus):
+        powers = [pow(g, k, modulus) for k in range(modulus - 1)]
+        if len(set(powers)) == modulus - 1:
+            return powers
+    return None
+
+
+def feature_weights(model, task: str, order: int):
+    """(K, operands, n) first-layer weights in the indexing where the group is cyclic: Z_M itself
+    for add, the discrete-log order of 1…M−1 for mul (M prime; the absorbing 0 left out); None
+    for other tasks."""
+    weights = model.li2.operand_weights()
+    if task == "add":
+        return weights
+    if task == "mul":
+        logs = discrete_log_order(order)
+        return weights[:, :, logs] if logs else None
+    return None
+
+
 def cell_name(task: str, modulus: int, fraction: float, optimizer: str, lr: float, hidden: int, seed: int,
               muon_adjust: str = "original") -> str:
     tag = "-rms" if optimizer == "muon" and muon_adjust == "match_rms_adamw" else ""
@@ -115,8 +141,9 @@ def run_cell(task, modulus, fraction, optimizer, lr, muon_lr, weight_decay, hidd
                "test_accuracy": (test_logits.argmax(-1) == y_test).double().mean().item(),
                "first_layer_norm": model.li2.first_layer.weight.norm().item(),
                "second_layer_norm": model.output_layer.weight.norm().item()}
-        if task == "add":  # Fourier features of Z_M
-            conc = fourier_concentration(model.li2.operand_weights())
+        cyclic = feature_weights(model, task, order)
+        if cyclic is not None:  # Fourier features of Z_M (add) or Z_(M−1) after the discrete log (mul)
+            conc = fourier_concentration(cyclic)
             row["fourier_share_90"] = (conc >= 0.9).double().mean().item()
             row["fourier_concentration_mean"] = conc.mean().item()
         return row
@@ -148,9 +175,10 @@ def run_cell(task, modulus, fraction, optimizer, lr, muon_lr, weight_decay, hidd
         "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0,
         "torch": torch.__version__,
     }
-    if task == "add":
+    cyclic = feature_weights(model, task, order)
+    if cyclic is not None:
         result["final_dominant_frequencies"] = np.bincount(
-            dominant_frequency(model.li2.operand_weights()).numpy(), minlength=order // 2 + 1).tolist()
+            dominant_frequency(cyclic).numpy(), minlength=cyclic.shape[-1] // 2 + 1).tolist()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))

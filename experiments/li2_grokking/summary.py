@@ -130,7 +130,12 @@ def scaling(cells: list[dict]) -> dict:
 def groups(cells: list[dict]) -> list[dict]:
     return [{"task": r["task"], "group_order": r["group_order"], "train_fraction": r["train_fraction"], "seed": r["seed"],
              "train_100_step": r["train_100_step"], "steps_to_95": r["steps_to_95"],
-             "final_test_accuracy": r["final"]["test_accuracy"], "max_steps": r["max_steps"]} for r in cells]
+             "final_test_accuracy": r["final"]["test_accuracy"], "max_steps": r["max_steps"],
+             "fourier_share_max": max((c["fourier_share_90"] for c in r["curves"] if "fourier_share_90" in c), default=None),
+             "fourier_concentration_mean_init": r["curves"][0].get("fourier_concentration_mean"),
+             "fourier_concentration_mean_final": r["curves"][-1].get("fourier_concentration_mean"),
+             "fourier_share_at_95": next((c.get("fourier_share_90") for c in r["curves"] if c["step"] == r["steps_to_95"]), None),
+             "final_dominant_frequencies": r.get("final_dominant_frequencies")} for r in cells]
 
 
 def plot(results: Path, figures: Path, summary: dict) -> list[str]:
