@@ -43,6 +43,11 @@ FIGURES = ROOT / "docs" / "figures" / "geometry_tanh_relu"
 SNAPSHOTS = (0, 5, 10, 20, 50, 100, 200, 500, 1000)
 KEYS = ("active_conditions", "sparseness", "latent_r2")
 
+try:  # imported as a package module (tests) or run as a script from its folder
+    from experiments.geometry_tanh_relu.run import add_grid_arguments, grid, task_and_net
+except ImportError:
+    from run import add_grid_arguments, grid, task_and_net
+
 
 def condition_profiles(h: np.ndarray, condition: np.ndarray, n_conditions: int) -> np.ndarray:
     """(units, conditions) mean activation of each unit over the examples of each condition."""
@@ -95,18 +100,10 @@ def measure(model, x: torch.Tensor, condition: np.ndarray, cond_latents: np.ndar
 
 
 def run_cell(activation, target, alignment, seed, hidden, steps, lr, out: Path) -> dict:
-    import zoo
-    from zoo import data
-
-    splits = data.load("geometry_task", alignment=alignment, target=target, seed=seed)
-    train, test = splits["train"][:], splits["test"][:]
+    train, test, model = task_and_net(activation, target, alignment, seed, hidden)
     condition = test["condition"].numpy()
     n_cond = int(condition.max()) + 1
     cond_latents = np.stack([test["latents"].numpy()[condition == c][0] for c in range(n_cond)]).astype(float)
-    torch.manual_seed(seed)
-    model = zoo.create_model("two_layer_mlp", input_dim=train["input_features"].shape[1], hidden_dim=hidden,
-                             num_labels=train["labels"].shape[1], activation=activation, first_layer_bias=True,
-                             second_layer_bias=True, initializer_range=0.1, problem_type="multi_label_classification")
     cpu0 = time.process_time()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     curves = []
@@ -182,30 +179,17 @@ def plot(rows) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--alignments", type=float, nargs="+", default=[0.0, 0.5, 1.0])
-    parser.add_argument("--targets", nargs="+", default=["low", "high"])
-    parser.add_argument("--activations", nargs="+", default=["tanh", "relu"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--summary", action="store_true")
+    add_grid_arguments(parser, [0.0, 0.5, 1.0])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.summary:
         print(json.dumps(summarise(), indent=1)[:3000])
         return 0
-    for seed in args.seeds:
-        for target in args.targets:
-            for alignment in args.alignments:
-                for activation in args.activations:
-                    out = RESULTS / "dynamics" / f"cell_{target}_a{alignment:.2f}_{activation}_K{args.hidden}_s{seed}.json"
-                    if out.exists():
-                        continue
-                    r = run_cell(activation, target, alignment, seed, args.hidden, args.steps, args.lr, out)
-                    first, last = r["curves"][0], r["curves"][-1]
-                    print(f"{out.name}: sparseness(feature) {first['sparseness_feature']:.3f}->{last['sparseness_feature']:.3f} "
-                          f"({r['cpu_s']:.1f} CPU-s)", flush=True)
+    for activation, target, alignment, seed, out in grid(args, RESULTS / "dynamics"):
+        r = run_cell(activation, target, alignment, seed, args.hidden, args.steps, args.lr, out)
+        first, last = r["curves"][0], r["curves"][-1]
+        print(f"{out.name}: sparseness(feature) {first['sparseness_feature']:.3f}->{last['sparseness_feature']:.3f} "
+              f"({r['cpu_s']:.1f} CPU-s)", flush=True)
     return 0
 
 
