@@ -164,3 +164,34 @@ def test_geometry_cli_on_two_arrays(tmp_path):
     assert main(["geometry", "--arrays", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
     result = json.loads((tmp_path / "o" / "results.json").read_text())
     assert result["cka"][0][1] == pytest.approx(1.0) and result["rsa"][0][1] == pytest.approx(1.0)
+
+
+def test_unit_specialisation_measures_of_the_dynamics_experiment():
+    """The learning-dynamics measures on hand-made units: condition profiles, Treves–Rolls
+    sparseness (0 flat, 1 one condition), active-condition counts, R² linear in the latents."""
+    from experiments.geometry_tanh_relu.dynamics import active_conditions, condition_profiles, latent_r2, sparseness
+
+    latents = np.array(list(itertools.product([0, 1], repeat=3)), dtype=float)  # 8 conditions
+    condition = np.repeat(np.arange(8), 4)
+    h = np.zeros((32, 4))
+    h[:, 0] = 1.0                                    # same response everywhere
+    h[condition == 5, 1] = 2.0                        # one condition only
+    h[:, 2] = latents[condition] @ [1.0, -2.0, 0.5] + 3  # linear in the latents
+    h[np.isin(condition, [0, 3]), 3] = 1.0            # two conditions, half of the examples of condition 3
+    h[np.flatnonzero(condition == 3)[:2], 3] = 0.0
+    profiles = condition_profiles(h, condition, 8)
+    assert profiles.shape == (4, 8)
+    np.testing.assert_allclose(profiles[3, [0, 3]], [1.0, 0.5])
+    s = sparseness(profiles)
+    np.testing.assert_allclose(s[:2], [0.0, 1.0], atol=1e-12)
+    r = profiles[3]
+    np.testing.assert_allclose(s[3], (1 - r.mean() ** 2 / (r**2).mean()) / (1 - 1 / 8))
+    np.testing.assert_allclose(sparseness(np.zeros((1, 8))), [0.0])  # a silent unit has no preference
+    assert active_conditions(h, condition, 8).tolist() == [8, 1, 8, 1]  # condition 3 is active on only half
+    r2 = latent_r2(profiles, latents)
+    np.testing.assert_allclose(r2[[0, 2]], [1.0, 1.0], atol=1e-12)
+    one_corner = profiles[1] - profiles[1].mean()
+    design = np.column_stack([np.ones(8), latents])
+    fit = design @ np.linalg.lstsq(design, profiles[1], rcond=None)[0]
+    np.testing.assert_allclose(r2[1], 1 - ((profiles[1] - fit) ** 2).sum() / (one_corner**2).sum())
+    assert r2[1] < 0.5

@@ -226,3 +226,45 @@ def test_muon_trainer_recipe_resumes_bit_exactly(tmp_path):
     train(recipe, [*tiny, "training.checkpoint_every=2"], resume=True, output_dir=tmp_path / "part")
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_scaling_bracket_search_walks_to_neighbouring_fail_and_grok(monkeypatch):
+    """--search bracket: from --start it walks down while runs grok and up while they fail, and
+    stops at the first neighbouring (fail, grok) pair — without running the rest of the grid."""
+    import types
+
+    from experiments.li2_grokking import run
+
+    modulus = 97
+    for critical, expected in ((3.7, [4.0, 3.5]), (4.7, [4.0, 4.5, 5.0]), (2.0, [4.0, 3.5, 3.0, 2.5]), (9.0, [4.0, 4.5, 5.0, 6.0])):
+        tried = []
+
+        def fake_cell(args, task, m, fraction, optimizer, seed, max_steps, stop, subdir, muon_lr=None):
+            c = fraction * m / math.log(m)
+            tried.append(round(c, 2))
+            return {"grokked": fraction >= run.fraction_for(m, critical)}
+
+        monkeypatch.setattr(run, "cell", fake_cell)
+        run.bracket_search(types.SimpleNamespace(multipliers=[2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0], start=4.0,
+                                                 max_steps=10), modulus, 0)
+        assert tried == expected, (critical, tried)
+    assert run.cell_name("add", 23, 0.6, "muon", 0.01, 24, 1, "match_rms_adamw") == "add_M23_f0.6000_muon-rms_lr0.01_K24_s1"
+    assert run.cell_name("add", 23, 0.6, "adam", 0.001, 256, 0) == "add_M23_f0.6000_adam_lr0.001_K256_s0"
+
+
+def test_discrete_log_order_turns_multiplication_into_addition():
+    """mod 23 (primitive root 5): the order g^k lists 1…22 once each, and a unit whose weights
+    are a pure frequency of k = log_g(x) is a single Fourier frequency after reindexing."""
+    from experiments.li2_grokking.run import discrete_log_order, fourier_concentration
+
+    logs = discrete_log_order(23)
+    assert logs[:3] == [1, 5, 2] and sorted(logs) == list(range(1, 23))
+    assert all(logs[(i + j) % 22] == logs[i] * logs[j] % 23 for i in range(22) for j in range(22))
+    assert discrete_log_order(21) is None
+    k_of = {x: k for k, x in enumerate(logs)}
+    w = torch.zeros(1, 2, 23, dtype=torch.float64)
+    for x in range(1, 23):
+        w[0, 0, x] = math.cos(2 * math.pi * 3 * k_of[x] / 22)
+        w[0, 1, x] = math.sin(2 * math.pi * 3 * k_of[x] / 22)
+    torch.testing.assert_close(fourier_concentration(w[:, :, logs]), torch.tensor([1.0], dtype=torch.float64))
+    assert fourier_concentration(w[:, :, 1:]).item() < 0.9  # in the plain order it is spread

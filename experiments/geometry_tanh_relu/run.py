@@ -43,7 +43,8 @@ def hidden_geometry(model, x, table) -> dict:
             "active_share_mean": float(relu_active.mean())}
 
 
-def run_cell(activation, target, alignment, seed, hidden, steps, lr, out: Path) -> dict:
+def task_and_net(activation, target, alignment, seed, hidden):
+    """(train table, test table, the seeded untrained net) of one cell (shared with dynamics.py)."""
     import zoo
     from zoo import data
 
@@ -53,6 +54,34 @@ def run_cell(activation, target, alignment, seed, hidden, steps, lr, out: Path) 
     model = zoo.create_model("two_layer_mlp", input_dim=train["input_features"].shape[1], hidden_dim=hidden,
                              num_labels=train["labels"].shape[1], activation=activation, first_layer_bias=True,
                              second_layer_bias=True, initializer_range=0.1, problem_type="multi_label_classification")
+    return train, test, model
+
+
+def add_grid_arguments(parser, alignments) -> None:
+    """The sweep's options (shared with dynamics.py)."""
+    parser.add_argument("--alignments", type=float, nargs="+", default=list(alignments))
+    parser.add_argument("--targets", nargs="+", default=["low", "high"])
+    parser.add_argument("--activations", nargs="+", default=["tanh", "relu"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--hidden", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--summary", action="store_true")
+
+
+def grid(args, folder: Path):
+    """(activation, target, alignment, seed, out path) of every cell not yet written under `folder`."""
+    for seed in args.seeds:
+        for target in args.targets:
+            for alignment in args.alignments:
+                for activation in args.activations:
+                    out = folder / f"cell_{target}_a{alignment:.2f}_{activation}_K{args.hidden}_s{seed}.json"
+                    if not out.exists():
+                        yield activation, target, alignment, seed, out
+
+
+def run_cell(activation, target, alignment, seed, hidden, steps, lr, out: Path) -> dict:
+    train, test, model = task_and_net(activation, target, alignment, seed, hidden)
     cpu0 = time.process_time()
     before = hidden_geometry(model, test["input_features"], test)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -119,30 +148,17 @@ def summarise() -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--alignments", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
-    parser.add_argument("--targets", nargs="+", default=["low", "high"])
-    parser.add_argument("--activations", nargs="+", default=["tanh", "relu"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--summary", action="store_true")
+    add_grid_arguments(parser, [0.0, 0.25, 0.5, 0.75, 1.0])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.summary:
         print(json.dumps(summarise(), indent=1)[:4000])
         return 0
-    for seed in args.seeds:
-        for target in args.targets:
-            for alignment in args.alignments:
-                for activation in args.activations:
-                    out = RESULTS / f"cell_{target}_a{alignment:.2f}_{activation}_K{args.hidden}_s{seed}.json"
-                    if out.exists():
-                        continue
-                    r = run_cell(activation, target, alignment, seed, args.hidden, args.steps, args.lr, out)
-                    print(f"{out.name}: acc {r['test_accuracy']:.3f} kta {r['init']['kta']:.3f}->{r['trained']['kta']:.3f} "
-                          f"cka_in {r['trained']['cka_input']:.3f} ps {r['trained']['parallelism']:.3f} "
-                          f"ccgp {r['trained']['ccgp']:.3f} ({r['cpu_s']:.1f} CPU-s)", flush=True)
+    for activation, target, alignment, seed, out in grid(args, RESULTS):
+        r = run_cell(activation, target, alignment, seed, args.hidden, args.steps, args.lr, out)
+        print(f"{out.name}: acc {r['test_accuracy']:.3f} kta {r['init']['kta']:.3f}->{r['trained']['kta']:.3f} "
+              f"cka_in {r['trained']['cka_input']:.3f} ps {r['trained']['parallelism']:.3f} "
+              f"ccgp {r['trained']['ccgp']:.3f} ({r['cpu_s']:.1f} CPU-s)", flush=True)
     return 0
 
 

@@ -21,6 +21,10 @@ class TwoLayerMLPConfig(PretrainedConfig):
         fixed_second_layer (`bool`): if True, W₂ is not trained: it is drawn once as random signs
             scaled by 1/√hidden_dim and kept as a (saved) buffer, as in the theory papers that
             train only the first layer.
+        fixed_second_layer_init (`str`): how the fixed W₂ is drawn: "random_signs" (default: every
+            entry ±1/√hidden_dim independently) or "balanced" (two outputs only: units alternate
+            a_j = +1/√m, −1/√m and W₂'s rows are (−a/2, a/2), so logit₁ − logit₀ = Σ_j a_j σ(w_j·x),
+            exactly the ±1/√m second layer of the XOR theorem of Xu et al. 2023).
         initializer_range (`float`): standard deviation of the normal init of W₁ (and W₂ when it
             is trained); theory papers often need a small init.
     """
@@ -36,6 +40,7 @@ class TwoLayerMLPConfig(PretrainedConfig):
         first_layer_bias: bool = False,
         second_layer_bias: bool = False,
         fixed_second_layer: bool = False,
+        fixed_second_layer_init: str = "random_signs",
         initializer_range: float = 0.1,
         **kwargs,
     ):
@@ -46,5 +51,10 @@ class TwoLayerMLPConfig(PretrainedConfig):
         self.first_layer_bias = bool(first_layer_bias)
         self.second_layer_bias = bool(second_layer_bias)
         self.fixed_second_layer = bool(fixed_second_layer)
+        self.fixed_second_layer_init = one_of("fixed_second_layer_init", fixed_second_layer_init,
+                                              ("random_signs", "balanced"))
         self.initializer_range = positive_float("initializer_range", initializer_range)
         super().__init__(**kwargs)
+        if self.fixed_second_layer_init == "balanced" and (not self.fixed_second_layer or self.num_labels != 2):
+            raise ValueError("fixed_second_layer_init='balanced' needs fixed_second_layer=True and num_labels=2, got "
+                             f"fixed_second_layer={self.fixed_second_layer}, num_labels={self.num_labels}")

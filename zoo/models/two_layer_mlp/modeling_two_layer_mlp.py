@@ -58,8 +58,13 @@ class TwoLayerMLPPreTrainedModel(PreTrainedModel):
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, TwoLayerMLPForClassification) and module.output is None:
-            signs = torch.randint(0, 2, module.output_weight.shape, dtype=torch.float32) * 2 - 1
-            copy_(module.output_weight, signs / self.config.hidden_dim**0.5)
+            m = self.config.hidden_dim
+            if getattr(self.config, "fixed_second_layer_init", "random_signs") == "balanced":
+                a = torch.tensor([1.0, -1.0]).repeat(m // 2 + 1)[:m] / m**0.5  # a_j = ±1/√m, alternating
+                copy_(module.output_weight, torch.stack([-a / 2, a / 2]))
+            else:
+                signs = torch.randint(0, 2, module.output_weight.shape, dtype=torch.float32) * 2 - 1
+                copy_(module.output_weight, signs / m**0.5)
 
     def init_weights(self):
         # A backbone built by its head leaves its weights to the head's one init pass, so that a
