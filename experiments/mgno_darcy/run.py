@@ -170,6 +170,8 @@ def summarize() -> dict:
             values = np.array([c[key] for c in rows])
             entry[key + "_mean"], entry[key + "_std"] = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
         entry["fine_over_coarse"] = entry["fine_test_error_mean"] / entry["test_error_mean"]
+        for epoch in (1, 5):  # ease of training: the training loss early on
+            entry[f"train_loss_epoch{epoch}_mean"] = float(np.mean([c["curve"][epoch - 1]["train_loss"] for c in rows]))
         summary["models"][name] = entry
     m = summary["models"]
     if "mgno" in m and "fno" in m:
