@@ -163,13 +163,14 @@ def summarize() -> dict:
         rows = [c for c in cells if c["model"] == name]
         if not rows:
             continue
-        entry = {"parameters": rows[0]["parameters"], "n_seeds": len(rows), "seeds": [c["seed"] for c in rows],
+        entry = {"parameters": rows[0]["parameters"], "n_seeds": len(rows), "seeds": sorted(c["seed"] for c in rows),
                  "epochs": rows[0]["epochs"], "n_train": rows[0]["n_train"], "resolution": rows[0]["resolution"],
                  "fine_resolution": rows[0]["fine_resolution"]}
         for key in ("train_error", "test_error", "fine_test_error", "gap", "train_cpu_s"):
             values = np.array([c[key] for c in rows])
             entry[key + "_mean"], entry[key + "_std"] = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
         entry["fine_over_coarse"] = entry["fine_test_error_mean"] / entry["test_error_mean"]
+        entry["test_errors"] = [c["test_error"] for c in sorted(rows, key=lambda c: c["seed"])]
         for epoch in (1, 5):  # ease of training: the training loss early on
             entry[f"train_loss_epoch{epoch}_mean"] = float(np.mean([c["curve"][epoch - 1]["train_loss"] for c in rows]))
         summary["models"][name] = entry
@@ -177,6 +178,9 @@ def summarize() -> dict:
     if "mgno" in m and "fno" in m:
         summary["mgno_over_fno_test"] = m["mgno"]["test_error_mean"] / m["fno"]["test_error_mean"]
         summary["mgno_le_fno"] = m["mgno"]["test_error_mean"] <= m["fno"]["test_error_mean"]
+        if m["mgno"]["seeds"] == m["fno"]["seeds"]:  # paired by seed
+            summary["mgno_better_seeds"] = sum(a < b for a, b in zip(m["mgno"]["test_errors"], m["fno"]["test_errors"]))
+    summary["total_train_cpu_minutes"] = sum(e["train_cpu_s_mean"] * e["n_seeds"] for e in m.values()) / 60
     if "mgno" in m and "unet" in m:
         summary["mgno_over_unet_test"] = m["mgno"]["test_error_mean"] / m["unet"]["test_error_mean"]
     (OUT / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
