@@ -7,7 +7,7 @@ ACTIVATIONS = ("gelu", "relu", "tanh")
 PADDING = ("zeros", "circular")
 
 
-def _steps(field: str, value, num_levels: int) -> list:
+def smoothing_steps(field: str, value, num_levels: int) -> list:
     """An int (every level) or a list of num_levels + 1 non-negative ints, finest level first."""
     value = [value] * (num_levels + 1) if isinstance(value, int) and not isinstance(value, bool) else value
     if (isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or len(list(value)) != num_levels + 1
@@ -79,11 +79,14 @@ class MgNOConfig(PretrainedConfig):
         if resolution % 2**num_levels:
             raise ValueError(f"resolution={resolution} cannot be halved num_levels={num_levels} times "
                              f"(it must be divisible by 2**{num_levels} = {2**num_levels})")
-        self.pre_smoothing = _steps("pre_smoothing", pre_smoothing, num_levels)
-        self.post_smoothing = _steps("post_smoothing", post_smoothing, num_levels)
-        if self.pre_smoothing[-1] < 1 or any(a + b < 1 for a, b in zip(self.pre_smoothing, self.post_smoothing)):
+        pre = smoothing_steps("pre_smoothing", pre_smoothing, num_levels)
+        post = smoothing_steps("post_smoothing", post_smoothing, num_levels)
+        if pre[-1] < 1 or any(a + b < 1 for a, b in zip(pre, post)):
             raise ValueError("pre_smoothing must be >= 1 on the coarsest level, and pre_smoothing + post_smoothing >= 1 "
-                             f"on every level (a level without smoothing learns nothing); got {self.pre_smoothing}, {self.post_smoothing}")
+                             f"on every level (a level without smoothing learns nothing); got {pre}, {post}")
+        # kept as given (an int stays an int, so config.json matches the recipe); the model expands them
+        self.pre_smoothing = list(pre_smoothing) if isinstance(pre_smoothing, (list, tuple)) else pre_smoothing
+        self.post_smoothing = list(post_smoothing) if isinstance(post_smoothing, (list, tuple)) else post_smoothing
         self.activation = one_of("activation", activation, ACTIVATIONS)
         self.padding_mode = one_of("padding_mode", padding_mode, PADDING)
         if isinstance(input_mean, bool) or not isinstance(input_mean, (int, float)):

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, ModelOutput
 
-from .configuration_mgno import MgNOConfig
+from .configuration_mgno import MgNOConfig, smoothing_steps
 from .zoo_common import init, return_tuple
 
 class VCycle(nn.Module):
@@ -109,7 +109,9 @@ class MgNOPreTrainedModel(PreTrainedModel):
 
 
 def vcycle(config: MgNOConfig, c_in: int, c_out: int) -> VCycle:
-    return VCycle(c_in, c_out, config.pre_smoothing, config.post_smoothing, config.padding_mode)
+    pre = smoothing_steps("pre_smoothing", config.pre_smoothing, config.num_levels)
+    post = smoothing_steps("post_smoothing", config.post_smoothing, config.num_levels)
+    return VCycle(c_in, c_out, pre, post, config.padding_mode)
 
 
 class MgNOModel(MgNOPreTrainedModel):
