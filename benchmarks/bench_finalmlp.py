@@ -3,6 +3,7 @@
 exactly our movielens_100k split and fields, in one run: test AUC / log loss and training throughput.
 
     python benchmarks/bench_finalmlp.py --fuxictr-path /path/to/FuxiCTR [--seeds 0 1 2] [--epochs 5]
+    python benchmarks/bench_finalmlp.py --models ours --gate-init random --out benchmarks/results/finalmlp_random_gates.json
 
 FuxiCTR's FinalMLP is not in its PyPI wheel (fuxictr 2.3.10): it lives in the GitHub repository's
 model_zoo/FinalMLP/src/. Point --fuxictr-path (or $FUXICTR_PATH) at a checkout of
@@ -70,12 +71,12 @@ def splits_and_vocab():
     return splits, [int(v) for v in vocab]
 
 
-def ours(vocab: list[int], seed: int):
+def ours(vocab: list[int], seed: int, gate_init: str = "identity"):
     import zoo
 
     torch.manual_seed(seed)
     return zoo.create_model("finalmlp", field_vocab_sizes=vocab, dropout=0.2, batch_norm=True, fs1_context=[],
-                            fs2_context=[], num_labels=2, mode="finalmlp", **WIDTHS).train()
+                            fs2_context=[], num_labels=2, mode="finalmlp", gate_init=gate_init, **WIDTHS).train()
 
 
 def peer(FinalMLP, FeatureMap, vocab: list[int], fields: list[str], seed: int, root: str):
@@ -131,7 +132,9 @@ def train_epoch(kind: str, model, optimizer, train: dict, order: torch.Tensor, b
 
 
 def run_seed(seed: int, args, splits, vocab, FinalMLP, FeatureMap, fields, root) -> dict:
-    models = {"ours": ours(vocab, seed), "fuxictr": peer(FinalMLP, FeatureMap, vocab, fields, seed, root)}
+    models = {"ours": ours(vocab, seed, args.gate_init)}
+    if "fuxictr" in args.models:
+        models["fuxictr"] = peer(FinalMLP, FeatureMap, vocab, fields, seed, root)
     optimizers = {"ours": torch.optim.Adam(models["ours"].parameters(), lr=1e-3), "fuxictr": None}
     train = splits["train"]
     generator = torch.Generator().manual_seed(seed)
@@ -139,7 +142,7 @@ def run_seed(seed: int, args, splits, vocab, FinalMLP, FeatureMap, fields, root)
     for epoch in range(1, args.epochs + 1):
         order = torch.randperm(len(train["labels"]), generator=generator)
         kinds = ("ours", "fuxictr") if epoch % 2 else ("fuxictr", "ours")  # alternate who goes first
-        for kind in kinds:
+        for kind in (k for k in kinds if k in models):
             wall, cpu = train_epoch(kind, models[kind], optimizers[kind], train, order, args.batch_size, fields)
             history[kind].append({"epoch": epoch, "wall_s": wall, "cpu_s": cpu,
                                   "validation": scores(kind, models[kind], splits["validation"], fields),
@@ -158,14 +161,18 @@ def run_seed(seed: int, args, splits, vocab, FinalMLP, FeatureMap, fields, root)
 
 def summarize(runs: list[dict], args) -> dict:
     out = {"epochs": args.epochs, "batch_size": args.batch_size, "seeds": [r["seed"] for r in runs], "widths": WIDTHS,
+           "ours_gate_init": args.gate_init,
            "fuxictr_source": "github.com/reczoo/FuxiCTR model_zoo/FinalMLP (fuxictr 2.3.10 package from the same checkout)",
            "runs": runs}
-    for kind in ("ours", "fuxictr"):
+    kinds = [k for k in ("ours", "fuxictr") if k in runs[0]]
+    for kind in kinds:
         for key in ("test_auc", "test_logloss", "examples_per_s_wall", "examples_per_s_cpu"):
             values = [r[kind][key] for r in runs]
             out[f"{kind}_{key}_mean"] = statistics.mean(values)
             out[f"{kind}_{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         out[f"{kind}_parameters"] = runs[0][kind]["parameters"]
+    if kinds != ["ours", "fuxictr"]:
+        return out
     out["auc_difference"] = out["ours_test_auc_mean"] - out["fuxictr_test_auc_mean"]
     out["auc_within_0.003"] = abs(out["auc_difference"]) <= 0.003
     out["paired_auc_differences"] = [r["ours"]["test_auc"] - r["fuxictr"]["test_auc"] for r in runs]
@@ -181,8 +188,11 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--models", nargs="+", default=["ours", "fuxictr"], choices=["ours", "fuxictr"])
+    parser.add_argument("--gate-init", default="identity", choices=["identity", "random"],
+                        help="our gates' init: identity (g = 1 at init, our default) or random (as FuxiCTR's)")
     args = parser.parse_args(argv)
-    FinalMLP, FeatureMap = load_fuxictr(args.fuxictr_path)
+    FinalMLP, FeatureMap = load_fuxictr(args.fuxictr_path) if "fuxictr" in args.models else (None, None)
     torch.set_num_threads(1)
     from zoo.data.ctr import MOVIELENS_FIELDS
 
@@ -193,9 +203,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             runs.append(run_seed(seed, args, splits, vocab, FinalMLP, FeatureMap, fields, root))
             r = runs[-1]
-            print(f"seed {seed}: AUC ours {r['ours']['test_auc']:.4f} fuxictr {r['fuxictr']['test_auc']:.4f}; "
-                  f"examples/s (CPU) ours {r['ours']['examples_per_s_cpu']:.0f} fuxictr {r['fuxictr']['examples_per_s_cpu']:.0f}",
-                  flush=True)
+            print(f"seed {seed}: " + "; ".join(f"{k} AUC {r[k]['test_auc']:.4f}, {r[k]['examples_per_s_cpu']:.0f} examples/CPU-s"
+                                               for k in args.models), flush=True)
     summary = summarize(runs, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
