@@ -7,20 +7,11 @@ import pytest
 
 import zoo
 from zoo import data
-from zoo.data.pde import DARCY_VALUES, darcy_matrix, solve_darcy
-
-
-def manufactured(n: int) -> float:
-    """max |u_h − u| for u = sin(πx)sin(πy), a = 1 + x: f = 2π²(1+x)sin(πx)sin(πy) − π cos(πx)sin(πy)."""
-    c = (np.arange(n) + 0.5) / n
-    x, y = np.meshgrid(c, c, indexing="ij")
-    u = np.sin(np.pi * x) * np.sin(np.pi * y)
-    f = 2 * np.pi**2 * (1 + x) * u - np.pi * np.cos(np.pi * x) * np.sin(np.pi * y)
-    return float(np.abs(solve_darcy(1 + x, f) - u).max())
+from zoo.data.pde import DARCY_VALUES, darcy_matrix, manufactured_error, solve_darcy
 
 
 def test_solver_converges_at_second_order():
-    errors = [manufactured(n) for n in (8, 16, 32, 64)]
+    errors = [manufactured_error(n) for n in (8, 16, 32, 64)]
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     assert errors[-1] < 2e-3
     assert (orders > 1.85).all() and (orders < 2.2).all(), orders

@@ -6,26 +6,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+import zoo
+
 from zoo.models.mgno.configuration_mgno import MgNOConfig
-from zoo.models.mgno.modeling_mgno import MgNOLayers, VCycle
-
-
-def classical_vcycle(levels: int) -> VCycle:
-    cycle = VCycle(1, 1, [2] * levels + [20], [2] * levels + [0])
-    laplacian = torch.tensor([[0.0, -1, 0], [-1, 4, -1], [0, -1, 0]])
-    bilinear = torch.outer(*[torch.tensor([1.0, 3, 3, 1]) / 4] * 2)
-    with torch.no_grad():
-        for A, S in zip(cycle.A, cycle.S):
-            A.weight.copy_(laplacian[None, None])
-            S.weight.zero_()
-            S.weight[0, 0, 1, 1] = 0.8 / 4  # damped Jacobi, ω = 0.8
-        for R, P in zip(cycle.R, cycle.P):
-            R.weight.copy_(bilinear[None, None])
-            P.weight.copy_(bilinear[None, None])
-    return cycle
+from zoo.models.mgno.modeling_mgno import classical_vcycle
 
 
 @torch.no_grad()
@@ -57,12 +45,37 @@ def test_vcycle_reduces_the_residual_independently_of_the_grid():
 
 
 def test_layers_shapes_and_bad_resolution():
-    config = MgNOConfig(resolution=16, num_channels=3, num_layers=2, num_levels=2)
-    fields = MgNOLayers(config)(torch.rand(2, 1, 16, 16))
-    assert [tuple(f.shape) for f in fields] == [(2, 1, 16, 16), (2, 3, 16, 16), (2, 1, 16, 16)]
-    with pytest.raises(ValueError, match=r"resolution=24 cannot be halved num_levels=4 times"):
-        MgNOConfig(resolution=24, num_levels=4)
+    model = zoo.create_model("mgno", resolution=16, num_channels=3, num_layers=3, num_levels=2).eval()
+    out = model(torch.rand(2, 1, 16, 16), output_hidden_states=True)
+    assert [tuple(f.shape) for f in out.hidden_states] == [(2, 1, 16, 16), (2, 3, 16, 16), (2, 3, 16, 16)]
+    assert out.logits.shape == (2, 1, 16, 16)
+    with pytest.raises(zoo.UserError, match=r"resolution=24 cannot be halved num_levels=4 times"):
+        zoo.create_model("mgno", resolution=24, num_levels=4)
     with pytest.raises(ValueError, match="divisible by 2\\*\\*num_levels = 4"):
-        MgNOLayers(config)(torch.rand(1, 1, 18, 18))
-    with pytest.raises(ValueError, match="pre_smoothing"):
-        MgNOConfig(resolution=16, num_levels=2, pre_smoothing=[1, 1])
+        model(torch.rand(1, 1, 18, 18))
+    for bad in (dict(pre_smoothing=[1, 1]), dict(pre_smoothing=[1, 1, 0]), dict(pre_smoothing=0, post_smoothing=[0, 0, 1]),
+                dict(num_layers=1)):
+        field = next(iter(bad)) if "num_layers" in bad else "pre_smoothing"
+        with pytest.raises(ValueError, match=field):
+            MgNOConfig(resolution=16, num_levels=2, **bad)
+
+
+def test_input_scaling_and_eval_loss_is_the_relative_l2_error():
+    """(a − input_mean) / input_std enters the layers, output_scale multiplies the last one, and
+    the loop's eval_loss is the per-example relative L2 error that the model trains on."""
+    from zoo.training.run import evaluate
+
+    torch.manual_seed(0)
+    config = dict(resolution=8, num_channels=2, num_layers=2, num_levels=1)
+    plain = zoo.create_model("mgno", **config).eval()
+    scaled = zoo.create_model("mgno", **config, input_mean=7.5, input_std=4.5, output_scale=0.01).eval()
+    scaled.load_state_dict(plain.state_dict())
+    a = torch.where(torch.rand(5, 1, 8, 8) > 0.5, 12.0, 3.0)
+    with torch.no_grad():
+        torch.testing.assert_close(scaled(a).logits, 0.01 * plain((a - 7.5) / 4.5).logits)
+        u = torch.rand(5, 1, 8, 8) + 0.1
+        pred = scaled(a).logits
+        per_example = [float(np.linalg.norm((p - t).numpy()) / np.linalg.norm(t.numpy())) for p, t in zip(pred, u)]
+        torch.testing.assert_close(scaled(a, labels=u).loss, torch.tensor(float(np.mean(per_example))))
+    batches = [{"pixel_values": a[:3], "labels": u[:3]}, {"pixel_values": a[3:], "labels": u[3:]}]
+    assert evaluate(scaled, batches) == {"eval_loss": pytest.approx(float(np.mean(per_example)), rel=1e-5)}

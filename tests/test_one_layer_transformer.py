@@ -97,3 +97,17 @@ def test_unknown_map_and_bad_lengths():
         tiny(num_heads=3)
     with pytest.raises(ValueError, match=r"input_features must be \(batch, 5\)"):
         tiny()(torch.zeros(2, 4))
+
+
+def test_eval_loss_is_the_training_loss_per_element():
+    """The loop's eval_loss of a multi-output regressor is the per-element mean squared error, as
+    its training loss (mse_loss), not the squared error summed over the outputs."""
+    from zoo.training.run import evaluate
+
+    model = tiny()
+    x, y = torch.rand(7, 5) * 2 - 1, torch.randn(7, 5)
+    batches = [{"input_features": x[:4], "labels": y[:4]}, {"input_features": x[4:], "labels": y[4:]}]
+    with torch.no_grad():
+        expected = float(((manual_forward(model, x) - y) ** 2).mean())
+        assert evaluate(model, batches) == {"eval_loss": pytest.approx(model(x, labels=y).loss.item(), rel=1e-6)}
+    assert evaluate(model, [dict(b) for b in batches])["eval_loss"] == pytest.approx(expected, rel=1e-5)

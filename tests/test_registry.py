@@ -31,6 +31,9 @@ ARCHITECTURES = zoo.list_models()
 # transformers pipelines exist for these Hub tasks (tabular-classification has none)
 PIPELINE_TASKS = {"image-classification"}
 PIPELINE_ARCHITECTURES = [n for n in ARCHITECTURES if zoo.get_architecture(n).task in PIPELINE_TASKS]
+# output="field" (operators: a field in, a field out) has no num_labels classifier/regressor variant
+FIELD_ARCHITECTURES = [n for n in ARCHITECTURES if zoo.get_architecture(n).output == "field"]
+CLASSIFIERS = [n for n in ARCHITECTURES if n not in FIELD_ARCHITECTURES]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -41,6 +44,31 @@ def tiny_model(name: str):
 
 def main_input(model) -> torch.Tensor:
     return model.dummy_inputs[model.main_input_name]
+
+
+def is_field(model) -> bool:
+    return zoo.get_architecture(model.config.model_type).output == "field"
+
+
+def output_shape(model, x) -> tuple:
+    """The logits' shape: (batch, num_labels), or a field architecture's (batch, out_channels, *grid)."""
+    if is_field(model):
+        return (x.shape[0], model.config.out_channels, *x.shape[2:])
+    return (x.shape[0], model.config.num_labels)
+
+
+def example_labels(model, x) -> torch.Tensor:
+    """Labels for the batch x: class ids, or a positive float field of the output's shape."""
+    if is_field(model):
+        return torch.rand(output_shape(model, x), generator=torch.Generator().manual_seed(0)) + 0.5
+    return torch.arange(x.shape[0]) % model.config.num_labels
+
+
+def expected_loss(model, logits, labels) -> torch.Tensor:
+    """Cross-entropy for class ids; a field's relative L2 error, mean over examples (computed here)."""
+    if is_field(model):
+        return torch.stack([(p - y).pow(2).sum().sqrt() / y.pow(2).sum().sqrt() for p, y in zip(logits, labels)]).mean()
+    return torch.nn.functional.cross_entropy(logits, labels)
 
 
 def export_tiny(name: str, tmp_path: Path, config: dict | None = None, id2label: dict | None = None):
@@ -92,7 +120,7 @@ def test_forward_shapes_and_hidden_states(name):
     x = main_input(model)
     out = model(**{model.main_input_name: x}, output_hidden_states=True)
     batch = x.shape[0]
-    assert out.logits.shape == (batch, model.config.num_labels)
+    assert out.logits.shape == output_shape(model, x)
     assert out.hidden_states is not None and len(out.hidden_states) >= 2
     assert all(h.shape[0] == batch for h in out.hidden_states)
     assert torch.equal(out.hidden_states[0].reshape(batch, -1), x.reshape(batch, -1))
@@ -109,7 +137,7 @@ def test_forward_shapes_and_hidden_states(name):
 def test_return_dict_false_gives_tuples(name):
     model = tiny_model(name)
     x = main_input(model)
-    labels = torch.arange(x.shape[0]) % model.config.num_labels
+    labels = example_labels(model, x)
     out = model(**{model.main_input_name: x}, labels=labels, output_hidden_states=True)
     as_tuple = model(**{model.main_input_name: x}, labels=labels, output_hidden_states=True, return_dict=False)
     assert type(as_tuple) is tuple and len(as_tuple) == 3
@@ -125,9 +153,9 @@ def test_return_dict_false_gives_tuples(name):
 def test_backward_reaches_every_parameter(name):
     model = tiny_model(name).train()
     x = main_input(model)
-    labels = torch.arange(x.shape[0]) % model.config.num_labels
+    labels = example_labels(model, x)
     out = model(**{model.main_input_name: x}, labels=labels)
-    expected = torch.nn.functional.cross_entropy(out.logits, labels)
+    expected = expected_loss(model, out.logits, labels)
     assert torch.allclose(out.loss, expected)
     out.loss.backward()
     for pname, param in model.named_parameters():
@@ -442,7 +470,7 @@ def test_invalid_config_value_names_the_field(name, field, value):
         zoo.get_architecture(name).config_class(**{field: value})
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_num_labels_1_is_not_a_silent_regressor(name):
     """transformers infers problem_type="regression" from num_labels == 1; a zoo classifier refuses it."""
     tiny = {k: v for k, v in zoo.get_architecture(name).tiny_config.items() if k != "num_labels"}
@@ -457,7 +485,7 @@ def test_num_labels_1_is_not_a_silent_regressor(name):
     torch.testing.assert_close(out.loss, ((out.logits[:, 0] - y) ** 2).mean())
 
 
-@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_integer_labels_get_cross_entropy_whatever_problem_type(name):
     model = tiny_model(name)
     model.config.problem_type = "regression"  # e.g. a config edited by hand
@@ -469,6 +497,25 @@ def test_integer_labels_get_cross_entropy_whatever_problem_type(name):
     with pytest.raises(ValueError, match="floating-point labels"):
         model.config.problem_type = "single_label_classification"
         model(**{model.main_input_name: x}, labels=labels.float())
+
+
+@pytest.mark.parametrize("name", FIELD_ARCHITECTURES)
+def test_field_operator_takes_float_fields_at_any_grid(name):
+    """A field architecture: integer labels or a wrong-shaped field are errors (no silent class
+    loss), num_labels is not a second output size, and the same weights run on a finer grid."""
+    model = tiny_model(name)
+    x = main_input(model)
+    labels = example_labels(model, x)
+    with pytest.raises(ValueError, match="floating-point"):
+        model(**{model.main_input_name: x}, labels=labels.long())
+    with pytest.raises(ValueError, match="shape"):
+        model(**{model.main_input_name: x}, labels=labels[:, :, :-1])
+    assert 0 < model(**{model.main_input_name: x}, labels=labels).loss.item() < float("inf")
+    fine = torch.nn.functional.interpolate(x, scale_factor=2)
+    assert model(**{model.main_input_name: fine}).logits.shape == output_shape(model, fine)
+    assert model.config.problem_type == "regression"
+    with pytest.raises(zoo.UserError, match="num_labels"):
+        zoo.create_model(name, **zoo.get_architecture(name).tiny_config, num_labels=model.config.out_channels + 1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -543,7 +590,7 @@ def _this_files_parametrised_tests(name: str) -> list[str]:
             for deco in node.decorator_list:
                 if (isinstance(deco, ast.Call) and getattr(deco.func, "attr", "") == "parametrize"
                         and isinstance(deco.args[1], ast.Name)):
-                    archs = {"ARCHITECTURES": ARCHITECTURES + [name],
+                    archs = {"ARCHITECTURES": ARCHITECTURES + [name], "CLASSIFIERS": CLASSIFIERS + [name],
                              "PIPELINE_ARCHITECTURES": PIPELINE_ARCHITECTURES + [name]}.get(deco.args[1].id)
                     if archs and name in archs:
                         found.append(node.name)

@@ -29,6 +29,7 @@ AUTO_CLASS_TO_PIPELINE_TAG = {
 }
 # Extra folders holding architecture sub-packages (os.pathsep-separated), searched after zoo/models.
 from .catalog import MODELS_PATH_ENV  # noqa: E402 (one name for the variable, read by the static catalog too)
+OUTPUTS = ("classes", "field")  # Architecture.output
 _RELATIVE_IMPORT = re.compile(r"^\s*from\s+\.(\w+)\s+import\s", re.MULTILINE)
 
 
@@ -51,6 +52,15 @@ class Architecture:
     # what a demo feeds it: "image" | "sequence" | "tabular" | "grid"; None: inferred from the
     # config (zoo-explorer's try-it panel, spaces/_shared/zooscope_spaces/explorer.py)
     input_kind: str | None = None
+    # what the task model's logits are: "classes" (batch, num_labels) class scores or regression
+    # outputs; "field": a field (batch, config.out_channels, *the input's grid) regressed with float
+    # labels of that shape, the loss the relative L2 error ‖logits − labels‖ / ‖labels‖ per
+    # example, averaged (operator learning); no num_labels classifier or scalar-regressor variant
+    output: str = "classes"
+
+    def __post_init__(self):
+        if self.output not in OUTPUTS:
+            raise ValueError(f"architecture {self.name}: output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
 
     @property
     def backbone_class(self) -> type[PreTrainedModel]:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from zoo.data.pde import manufactured_error
+from zoo.models.mgno.modeling_mgno import classical_vcycle
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tests.test_darcy_flow import manufactured  # noqa: E402 (the test's manufactured solution)
-from tests.test_mgno import classical_vcycle  # noqa: E402 (the test's classical kernels)
 
 OUT = ROOT / "experiments" / "results" / "mgno_multigrid" / "summary.json"
 
@@ -45,7 +44,7 @@ def vcycle_rates(n: int, cycles: int = 5) -> dict:
 
 def main() -> int:
     sizes = [8, 16, 32, 64, 128]
-    errors = [manufactured(n) for n in sizes]
+    errors = [manufactured_error(n) for n in sizes]
     summary = {
         "manufactured": {"resolutions": sizes, "max_errors": errors,
                          "orders": [float(np.log2(a / b)) for a, b in zip(errors, errors[1:])]},

@@ -2,8 +2,8 @@
 
 The generative (image-to-image) task of the Hourglass-MLP comparison: the model sees the noisy
 image (`pixel_values`, (1, 28, 28)) and regresses the clean one (`labels`, its 784 pixels
-flattened, float32): a regressor's problem_type, so the loop's eval_loss is the summed squared
-error per image. The noise is drawn once from `seed` (per split, different seeds), so the data
+flattened, float32): a regressor's problem_type, so the loop's eval_loss is the mean squared
+error per pixel (its training loss). The noise is drawn once from `seed` (per split, different seeds), so the data
 set is deterministic and the test split is the same for every model.
 """
 from __future__ import annotations

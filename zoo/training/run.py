@@ -81,23 +81,40 @@ def is_regression(model) -> bool:
     return getattr(config, "problem_type", None) == "regression"
 
 
+def is_field_output(model) -> bool:
+    """Whether the model's architecture regresses fields (Architecture.output == "field")."""
+    from ..registry import get_architecture, list_architectures
+
+    model_type = getattr(getattr(getattr(model, "module", model), "config", None), "model_type", None)
+    return model_type in list_architectures() and get_architecture(model_type).output == "field"
+
+
 def evaluate(model, batches, gather=lambda tensors: tensors, regression: bool | None = None) -> dict:
     """Loss (and accuracy for classifiers) of `model` over `batches` of model inputs with labels.
 
     `gather` collects each batch's (logits, labels) from every process: accelerate's
     `gather_for_metrics` in the training loop, the identity in one process. The task is the
     config's `problem_type` unless `regression` says: a one-output classifier stays a classifier.
+    eval_loss is the training loss's own average: cross-entropy per example, squared error per
+    output element (the mean over examples and outputs, as mse_loss), and for a field
+    architecture the relative L2 error per example.
     """
     regression = is_regression(model) if regression is None else regression
+    field = is_field_output(model)
     was_training = model.training
     model.eval()
-    total_loss, correct, count = 0.0, 0, 0
+    total_loss, correct, count, elements = 0.0, 0, 0, 0
     with torch.no_grad():
         for batch in batches:
             batch.pop("example_index", None)
             logits, labels = gather((model(**batch).logits, batch["labels"]))
-            if regression:
-                total_loss += torch.nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float(), reduction="sum").item()
+            if field:
+                logits, labels = logits.double().flatten(1), labels.double().flatten(1)
+                total_loss += ((logits - labels).norm(dim=1) / labels.norm(dim=1)).sum().item()
+            elif regression:
+                total_loss += torch.nn.functional.mse_loss(logits.reshape(labels.shape).float(), labels.float(),
+                                                           reduction="sum").item()
+                elements += labels.numel()
             else:
                 total_loss += torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
                 correct += (logits.argmax(-1) == labels).sum().item()
@@ -105,7 +122,7 @@ def evaluate(model, batches, gather=lambda tensors: tensors, regression: bool | 
     model.train(was_training)
     if count == 0:
         raise UserError("evaluation set is empty")
-    metrics = {"eval_loss": total_loss / count}
+    metrics = {"eval_loss": total_loss / (elements if regression and not field else count)}
     if not regression:
         metrics["eval_accuracy"] = correct / count
     return metrics
