@@ -32,7 +32,31 @@ def baselines_summary() -> dict:
     table: dict = {}
     for c in cells("rnn_baselines"):
         table.setdefault(c["dataset"], {}).setdefault(c["model"], []).append(c["test_accuracy"])
-    return {ds: {m: mean_std(v) for m, v in models.items()} for ds, models in table.items()}
+    out = {ds: {m: mean_std(v) for m, v in models.items()} for ds, models in table.items()}
+    out["e3_paired"] = e3_paired()
+    return out
+
+
+E3_PAIRS = (("ts_lstm", "lstm"), ("ts_lstm", "cnn1d"), ("temporal_inception", "lstm"), ("temporal_inception", "cnn1d"))
+
+
+def e3_paired() -> dict:
+    """Ma et al.'s claim, seed by seed: per data set, each of TS-LSTM and Temporal-Inception minus
+    the plain LSTM and the 1-D CNN (same seed, same split), mean ± std of the differences and
+    how many seeds the first one wins / ties / loses."""
+    by: dict = {}
+    for c in cells("rnn_baselines"):
+        by.setdefault(c["dataset"], {}).setdefault(c["model"], {})[c["seed"]] = c["test_accuracy"]
+    out: dict = {}
+    for ds, models in by.items():
+        for a, b in E3_PAIRS:
+            seeds = sorted(set(models.get(a, {})) & set(models.get(b, {})))
+            if not seeds:
+                continue
+            diffs = [models[a][s] - models[b][s] for s in seeds]
+            out.setdefault(ds, {})[f"{a}-{b}"] = {**mean_std(diffs), "wins": sum(d > 0 for d in diffs),
+                                                  "ties": sum(d == 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+    return out
 
 
 def segments_summary() -> dict:
