@@ -116,3 +116,42 @@ def test_a_recipe_whose_sequences_exceed_max_steps_fails_in_one_line(tmp_path):
     with pytest.raises(zoo.errors.UserError, match="20 steps is longer than the config's max_steps=10") as error:
         train(recipes.load_recipe(path), output_dir=tmp_path / "out")
     assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("cell", ["tanh", "relu", "gru", "lstm"])
+def test_fused_kernel_path_computes_what_the_step_loop_computes(cell):
+    """Without a recurrent mask the layer runs torch's fused kernel (padding handled by moving the
+    real steps to the front): outputs, final states and gradients equal the step-by-step loop's,
+    for padding anywhere (leading, inner, trailing, a row with no real step) and both directions."""
+    torch.manual_seed(1)
+    layer = RecurrentLayer(cell, 3, 5)
+    x = torch.randn(5, 8, 3, requires_grad=True)
+    mask = torch.tensor([[0, 0, 1, 1, 0, 1, 1, 0], [1] * 8, [0] * 8, [1, 1, 1, 0, 0, 0, 0, 0], [0, 1, 0, 1, 0, 1, 0, 1]])
+    for m in (None, mask, torch.ones_like(mask)):
+        for reverse in (False, True):
+            results = []
+            for fused in (True, False):
+                layer.fused = fused
+                out, final = layer(x, m, reverse=reverse)
+                grads = torch.autograd.grad(out.sin().sum() + final.pow(2).sum(), [x, layer.weight_ih, layer.weight_hh, layer.bias_hh])
+                results.append((out, final, *grads))
+            for a, b in zip(*results):
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+            if m is mask:  # the row without a real step: zero outputs and state; padded steps output 0
+                assert not results[0][0][2].any() and not results[0][1][2].any()
+                assert not results[0][0][mask == 0].any()
+
+
+def test_bidirectional_stack_runs_the_fused_kernel_and_matches_the_loop():
+    torch.manual_seed(2)
+    net = model("lstm")
+    x, mask = torch.randn(3, 7, 3), torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [0, 0] + [1] * 5])
+    with torch.no_grad():
+        fused = net(input_features=x, attention_mask=mask, output_hidden_states=True)
+        for layer in net.rnn.stack.layers:
+            for direction in layer:
+                direction.fused = False
+        loop = net(input_features=x, attention_mask=mask, output_hidden_states=True)
+    torch.testing.assert_close(fused.logits, loop.logits, atol=1e-5, rtol=1e-5)
+    for a, b in zip(fused.hidden_states, loop.hidden_states):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

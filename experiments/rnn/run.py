@@ -1,6 +1,7 @@
 """The recurrent-model experiments behind docs/FINDINGS.md (E1, E2), resumable, one JSON per cell.
 
     python experiments/rnn/run.py baselines --datasets basic_motions japanese_vowels --seeds 0
+    python experiments/rnn/run.py segments --num-segments 1 2 3 4 6 --seeds 0 1 2 3 4
     python experiments/rnn/run.py pruning --cells tanh relu gru lstm --seeds 0 --recovery-epochs 3
     python experiments/rnn/run.py graphs --dataset embedded_reber --cell tanh --hidden 32 --epochs 5
     python experiments/rnn/run.py summary
@@ -9,6 +10,10 @@ baselines: rnn_classifier with each cell (tanh, relu, gru, lstm, and a bidirecti
 beside the 1-D CNN reference (common.CNN1d), ts_lstm (3 windows) and temporal_inception, same
 split, same loop; results under
 experiments/results/rnn_baselines/<data>__<model>__s<seed>.json.
+
+segments (Ma et al. 2017, the segmentation ablation): ts_lstm with each num_segments;
+experiments/results/rnn_segments/<data>__ts_lstm_k<segments>__s<seed>.json (num_segments 3:
+the baselines' ts_lstm cells).
 
 pruning (Darji 2024): train each cell dense on the Reber data, then for each sparsity prune the
 recurrent layers' weight_ih / weight_hh by magnitude (zoo.training.magnitude_pruning, per
@@ -39,12 +44,12 @@ MODELS = ("tanh", "relu", "gru", "lstm", "bilstm", "cnn1d", "ts_lstm", "temporal
 SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def build(kind: str, d: dict, hidden: int, seed: int):
+def build(kind: str, d: dict, hidden: int, seed: int, num_segments: int = 3):
     torch.manual_seed(seed)
     if kind == "cnn1d":
         return CNN1d(d["features"], d["classes"])
     if kind == "ts_lstm":  # Ma et al. 2017: 3 windows, states averaged (num_segments 1 is the plain LSTM)
-        return zoo.create_model("ts_lstm", input_size=d["features"], hidden_size=hidden, num_segments=3,
+        return zoo.create_model("ts_lstm", input_size=d["features"], hidden_size=hidden, num_segments=num_segments,
                                 num_labels=d["classes"], max_steps=d["steps"])
     if kind == "temporal_inception":
         return zoo.create_model("temporal_inception", input_size=d["features"], channels=16, kernel_sizes=[1, 3, 5],
@@ -54,23 +59,38 @@ def build(kind: str, d: dict, hidden: int, seed: int):
                             bidirectional=bidirectional, num_labels=d["classes"], max_steps=d["steps"])
 
 
+def train_cell(topic: str, name: str, ds: str, kind: str, seed: int, hidden: int, **extra) -> None:
+    """Train one model on one data set with one seed and write its JSON."""
+    d, spec = tensors(ds), DATASETS[ds]
+    model = build(kind, d, hidden, seed, **extra)
+    curve = []
+    with Clock() as clock:
+        train_epochs(model, d["train"], spec["epochs"], spec["batch_size"], spec["lr"], seed,
+                     each_epoch=lambda e: curve.append(accuracy(model, d["test"])) if e % 5 == 0 or e == spec["epochs"] else None)
+    write_cell(topic, name, {
+        "dataset": ds, "model": kind, "seed": seed, "hidden_size": hidden, "data_args": spec["args"], **extra,
+        "epochs": spec["epochs"], "batch_size": spec["batch_size"], "lr": spec["lr"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "test_accuracy": accuracy(model, d["test"]), "train_accuracy": accuracy(model, d["train"]),
+        "test_accuracy_every_5_epochs": curve, "train_wall_s": clock.wall_s, "train_cpu_s": clock.cpu_s,
+    })
+
+
 def baselines(args) -> None:
     todo = [(ds, m, s) for ds in args.datasets for m in args.models for s in args.seeds
             if args.overwrite or not cell_path("rnn_baselines", f"{ds}__{m}__s{s}").exists()]
     for ds, kind, seed in tqdm(todo, desc="baselines"):
-        d, spec = tensors(ds), DATASETS[ds]
-        model = build(kind, d, args.hidden, seed)
-        curve = []
-        with Clock() as clock:
-            train_epochs(model, d["train"], spec["epochs"], spec["batch_size"], spec["lr"], seed,
-                         each_epoch=lambda e: curve.append(accuracy(model, d["test"])) if e % 5 == 0 or e == spec["epochs"] else None)
-        write_cell("rnn_baselines", f"{ds}__{kind}__s{seed}", {
-            "dataset": ds, "model": kind, "seed": seed, "hidden_size": args.hidden, "data_args": spec["args"],
-            "epochs": spec["epochs"], "batch_size": spec["batch_size"], "lr": spec["lr"],
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "test_accuracy": accuracy(model, d["test"]), "train_accuracy": accuracy(model, d["train"]),
-            "test_accuracy_every_5_epochs": curve, "train_wall_s": clock.wall_s, "train_cpu_s": clock.cpu_s,
-        })
+        train_cell("rnn_baselines", f"{ds}__{kind}__s{seed}", ds, kind, seed, args.hidden)
+
+
+def segments(args) -> None:
+    """The segmentation ablation (Ma et al. 2017: LSTMs need pre-segmented data): ts_lstm with
+    each num_segments (1 = one window over the whole sequence, the plain LSTM's reading); the
+    num_segments=3 cells are the baselines' ts_lstm cells (same settings), not rerun here."""
+    todo = [(ds, k, s) for ds in args.datasets for k in args.num_segments for s in args.seeds if k != 3
+            and (args.overwrite or not cell_path("rnn_segments", f"{ds}__ts_lstm_k{k}__s{s}").exists())]
+    for ds, k, seed in tqdm(todo, desc="segments"):
+        train_cell("rnn_segments", f"{ds}__ts_lstm_k{k}__s{seed}", ds, "ts_lstm", seed, args.hidden, num_segments=k)
 
 
 def pruning(args) -> None:
@@ -168,6 +188,13 @@ def main(argv=None) -> int:
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=baselines)
+    p = sub.add_parser("segments")
+    p.add_argument("--datasets", nargs="+", default=["basic_motions", "japanese_vowels", "embedded_reber"], choices=list(DATASETS))
+    p.add_argument("--num-segments", nargs="+", type=int, default=[1, 2, 3, 4, 6])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=segments)
     p = sub.add_parser("pruning")
     p.add_argument("--dataset", default="reber", choices=list(DATASETS))
     p.add_argument("--cells", nargs="+", default=["tanh", "relu", "gru", "lstm"], choices=MODELS[:4])

@@ -32,7 +32,43 @@ def baselines_summary() -> dict:
     table: dict = {}
     for c in cells("rnn_baselines"):
         table.setdefault(c["dataset"], {}).setdefault(c["model"], []).append(c["test_accuracy"])
-    return {ds: {m: mean_std(v) for m, v in models.items()} for ds, models in table.items()}
+    out = {ds: {m: mean_std(v) for m, v in models.items()} for ds, models in table.items()}
+    out["e3_paired"] = e3_paired()
+    return out
+
+
+E3_PAIRS = (("ts_lstm", "lstm"), ("ts_lstm", "cnn1d"), ("temporal_inception", "lstm"), ("temporal_inception", "cnn1d"))
+
+
+def e3_paired() -> dict:
+    """Ma et al.'s claim, seed by seed: per data set, each of TS-LSTM and Temporal-Inception minus
+    the plain LSTM and the 1-D CNN (same seed, same split), mean ± std of the differences and
+    how many seeds the first one wins / ties / loses."""
+    by: dict = {}
+    for c in cells("rnn_baselines"):
+        by.setdefault(c["dataset"], {}).setdefault(c["model"], {})[c["seed"]] = c["test_accuracy"]
+    out: dict = {}
+    for ds, models in by.items():
+        for a, b in E3_PAIRS:
+            seeds = sorted(set(models.get(a, {})) & set(models.get(b, {})))
+            if not seeds:
+                continue
+            diffs = [models[a][s] - models[b][s] for s in seeds]
+            out.setdefault(ds, {})[f"{a}-{b}"] = {**mean_std(diffs), "wins": sum(d > 0 for d in diffs),
+                                                  "ties": sum(d == 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+    return out
+
+
+def segments_summary() -> dict:
+    """The segmentation ablation: per data set and num_segments, ts_lstm's test accuracy (mean ±
+    std over seeds); num_segments 3 from the baselines' ts_lstm cells."""
+    table: dict = {}
+    for c in cells("rnn_segments"):
+        table.setdefault(c["dataset"], {}).setdefault(c["num_segments"], []).append(c["test_accuracy"])
+    for c in cells("rnn_baselines"):
+        if c["model"] == "ts_lstm" and c["dataset"] in table:
+            table[c["dataset"]].setdefault(3, []).append(c["test_accuracy"])
+    return {ds: {str(k): mean_std(v) for k, v in sorted(by_k.items())} for ds, by_k in table.items()}
 
 
 def pruning_summary(tolerance: float = 0.01) -> dict:
@@ -99,7 +135,7 @@ def graphs_summary() -> dict:
     return {"studies": {key: graph_study(rows) for key, rows in studies.items() if len(rows) >= 4}}
 
 
-def plots(pruning: dict, graphs: dict) -> list[Path]:
+def plots(pruning: dict, graphs: dict, segments: dict | None = None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,6 +155,19 @@ def plots(pruning: dict, graphs: dict) -> list[Path]:
         axes[0][-1].legend(title="sparsity", fontsize=6)
         fig.tight_layout()
         written.append(FIGURES / "pruning_recovery.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    if segments:
+        fig, ax = plt.subplots(figsize=(4.5, 3))
+        for ds, by_k in sorted(segments.items()):
+            ks = sorted(by_k, key=int)
+            ax.errorbar([int(k) for k in ks], [by_k[k]["mean"] for k in ks], yerr=[by_k[k]["std"] for k in ks],
+                        marker="o", capsize=3, label=ds)
+        ax.set(xlabel="num_segments (1 = one window: the plain LSTM's reading)", ylabel="test accuracy (mean ± std)",
+               title="TS-LSTM segmentation ablation")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(FIGURES / "ts_lstm_segments.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     by_study: dict = {}
@@ -145,9 +194,10 @@ def plots(pruning: dict, graphs: dict) -> list[Path]:
 
 
 def summarise() -> list[Path]:
-    baselines, pruning, graphs = baselines_summary(), pruning_summary(), graphs_summary()
+    baselines, pruning, graphs, segments = baselines_summary(), pruning_summary(), graphs_summary(), segments_summary()
     written = []
-    for topic, payload in (("rnn_baselines", baselines), ("rnn_pruning", pruning), ("rnn_graphs", graphs)):
+    for topic, payload in (("rnn_baselines", baselines), ("rnn_pruning", pruning), ("rnn_graphs", graphs),
+                           ("rnn_segments", segments)):
         write_cell(topic, "summary", payload)
         written.append(RESULTS / topic / "summary.json")
-    return written + plots(pruning, graphs)
+    return written + plots(pruning, graphs, segments)

@@ -6,6 +6,13 @@ GRU: reset, update, new), so a layer computes what the torch module with the sam
 computes; tests check that. Written out rather than calling torch.nn.LSTM so that a recurrent
 weight can carry a mask (pruning, random-graph connectivity) and padded steps can be skipped.
 
+Fast path: without a recurrent mask the layer calls torch's own fused kernel (torch.lstm, the
+function torch.nn.LSTM calls) on the same parameters; a padding mask is handled by moving each
+row's real steps to the front (in reverse order for the backward direction), running them through
+the kernel and putting the outputs back where they came from, which is exactly what the
+step-by-step loop computes (a padded step leaves the state unchanged). With a recurrent mask
+(a random graph) the step-by-step loop runs. ``layer.fused = False`` forces the loop (tests).
+
 Masking: at a padded step (attention_mask 0) the state is carried over unchanged and the output
 is 0. Padding may sit anywhere; with padding at the end, the forward direction's final state is
 its state after the last real step and the backward direction reads the real steps in reverse
@@ -21,6 +28,18 @@ from torch.nn import functional as F
 
 CELLS = ("tanh", "relu", "gru", "lstm")
 GATES = {"tanh": 1, "relu": 1, "gru": 3, "lstm": 4}
+# torch's own fused kernels (what torch.nn.RNN / GRU / LSTM call), one per cell
+KERNELS = {"tanh": torch.rnn_tanh, "relu": torch.rnn_relu, "gru": torch.gru, "lstm": torch.lstm}
+
+
+def real_step_order(mask, reverse: bool):
+    """(batch, steps) indices that list each row's real steps first, in reading order (last to
+    first when `reverse`), then its padded steps; and each row's count of real steps."""
+    steps = mask.shape[1]
+    t = torch.arange(steps, device=mask.device).expand_as(mask)
+    real = mask.bool()
+    key = torch.where(real, steps - 1 - t if reverse else t, steps + t)
+    return torch.argsort(key, dim=1), real.sum(1)
 
 
 class RecurrentLayer(nn.Module):
@@ -41,6 +60,7 @@ class RecurrentLayer(nn.Module):
         self.weight_hh = nn.Parameter(torch.empty(gates, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(gates))
         self.bias_hh = nn.Parameter(torch.empty(gates))
+        self.fused = True  # torch's kernel when no recurrent mask is given (not saved: a code path)
         self.reset_parameters()
 
     def reset_parameters(self, init=nn.init):
@@ -74,6 +94,59 @@ class RecurrentLayer(nn.Module):
     def forward(self, x, mask=None, reverse: bool = False, recurrent_mask=None):
         """x (batch, steps, input), mask (batch, steps) of 0/1 or None → outputs (batch, steps, H)
         and the final state (batch, H)."""
+        if recurrent_mask is None and self.fused and x.shape[1] > 0 and x.shape[0] > 0:
+            return self.forward_fused(x, mask, reverse)
+        return self.forward_steps(x, mask, reverse, recurrent_mask)
+
+    def run_kernel(self, x, lengths=None):
+        """torch's kernel from the zero state over x (batch, steps, input), all steps of every row
+        or (`lengths` given) a packed sequence of each row's first `lengths` steps; → outputs
+        (batch, steps, H) and each row's state after its last step read (batch, H)."""
+        batch, steps, _ = x.shape
+        zeros = x.new_zeros(1, batch, self.hidden_size)
+        hx = [zeros, zeros] if self.cell == "lstm" else zeros
+        weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
+        kernel = KERNELS[self.cell]
+        if lengths is None:
+            out, h_n = kernel(x, hx, weights, True, 1, 0.0, self.training, False, True)[:2]
+            return out, h_n[0]
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, h_n = kernel(packed.data, packed.batch_sizes, hx, weights, True, 1, 0.0, self.training, False)[:2]
+        packed_out = nn.utils.rnn.PackedSequence(out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        out = nn.utils.rnn.pad_packed_sequence(packed_out, batch_first=True, total_length=steps)[0]
+        return out, h_n[0].index_select(0, packed.unsorted_indices)  # the kernel's states are in sorted order
+
+    def forward_fused(self, x, mask, reverse):
+        """torch's kernel; with padding, each row's real steps moved to the front (`real_step_order`)
+        and cut to the longest row. tanh / GRU / LSTM then run unpacked (faster on CPU than a packed
+        sequence): the steps past a row's length see padding but their states stay bounded, their
+        outputs are dropped and get no gradient. The ReLU cell's state is unbounded (it could
+        overflow there), so it runs packed."""
+        batch, steps, features = x.shape
+        full = mask is None
+        if not full:
+            order, lengths = real_step_order(mask, reverse)
+            full = bool((lengths == steps).all())
+        if full:  # no padding: the reading order is the identity (or its reverse)
+            out, final = self.run_kernel(x.flip(1) if reverse else x)
+            return (out.flip(1) if reverse else out), final
+        width = int(lengths.max())
+        if width == 0:  # no real step anywhere: the state stays zero
+            return x.new_zeros(batch, steps, self.hidden_size), x.new_zeros(batch, self.hidden_size)
+        compact = x.gather(1, order[:, :width, None].expand(-1, -1, features))
+        valid = (torch.arange(width, device=x.device)[None] < lengths[:, None])[..., None]
+        out, final = self.run_kernel(compact, lengths if self.cell == "relu" else None)
+        out = torch.where(valid, out, torch.zeros_like(out))
+        if self.cell != "relu":
+            final = out[torch.arange(batch, device=x.device), (lengths - 1).clamp(min=0)]  # 0 for an empty row
+        else:
+            final = torch.where((lengths > 0)[:, None], final, torch.zeros_like(final))
+        out = F.pad(out, (0, 0, 0, steps - width))
+        back = torch.argsort(order, dim=1)  # the inverse permutation: step t's place in the compacted rows
+        return out.gather(1, back[..., None].expand(-1, -1, self.hidden_size)), final
+
+    def forward_steps(self, x, mask=None, reverse: bool = False, recurrent_mask=None):
+        """The step-by-step loop (any recurrent mask); the same results as forward_fused."""
         batch, steps, _ = x.shape
         projected = F.linear(x, self.weight_ih, self.bias_ih)  # every step's input projection at once
         w_hh = self.recurrent_weight(recurrent_mask)
@@ -114,11 +187,14 @@ class StackedRNN(nn.Module):
         """→ (each layer's outputs (batch, steps, D·H), the last layer's final states (batch, D·H))."""
         outputs, finals = [], None
         for index, layer in enumerate(self.layers):
-            if index:
+            if index and self.dropout.p > 0:
                 x = self.dropout(x)
             results = [direction(x, mask, reverse=bool(d), recurrent_mask=recurrent_mask) for d, direction in enumerate(layer)]
-            x = torch.cat([out for out, _ in results], -1)
-            finals = torch.cat([final for _, final in results], -1)
+            if len(results) == 1:  # one direction: no copy
+                x, finals = results[0]
+            else:
+                x = torch.cat([out for out, _ in results], -1)
+                finals = torch.cat([final for _, final in results], -1)
             outputs.append(x)
         return outputs, finals
 
