@@ -5,6 +5,7 @@ from .zoo_common import label_kwargs, one_of, positive_int, positive_int_list
 
 PARAMETRIZATIONS = ("standard", "mip")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu")
+NORMS = ("none", "layernorm")
 
 
 class HyperNetConfig(PretrainedConfig):
@@ -19,6 +20,9 @@ class HyperNetConfig(PretrainedConfig):
             ``"mip"`` (Ortiz, Guttag & Dalca 2023): h takes the constant-norm encoding
             [cos(πγ/2), sin(πγ/2)] and θ = θ₀ + Δθ(γ), θ₀ a learned weight independent of γ.
         activation (`str`): the nonlinearity of both networks (`ACTIVATIONS`).
+        hyper_norm (`str`): ``"none"`` or ``"layernorm"`` (a LayerNorm after each of the
+            hypernetwork's hidden linear layers, before its activation; the paper's normalisation
+            ablation. BatchNorm does not apply: one γ per batch means a batch of one input).
         default_gamma (`float`): γ used when forward gets none (in [0, 1]).
         num_labels (`int`): number of classes.
     """
@@ -33,6 +37,7 @@ class HyperNetConfig(PretrainedConfig):
         hyper_hidden_sizes: list[int] = (16, 64),
         parametrization: str = "mip",
         activation: str = "relu",
+        hyper_norm: str = "none",
         default_gamma: float = 0.5,
         num_labels: int | None = None,
         **kwargs,
@@ -44,6 +49,7 @@ class HyperNetConfig(PretrainedConfig):
         self.hyper_hidden_sizes = positive_int_list("hyper_hidden_sizes", hyper_hidden_sizes)
         self.parametrization = one_of("parametrization", parametrization, PARAMETRIZATIONS)
         self.activation = one_of("activation", activation, ACTIVATIONS)
+        self.hyper_norm = one_of("hyper_norm", hyper_norm, NORMS)
         if isinstance(default_gamma, bool) or not isinstance(default_gamma, (int, float)) or not 0 <= default_gamma <= 1:
             raise ValueError(f"default_gamma must be in [0, 1], got {default_gamma!r}")
         self.default_gamma = float(default_gamma)

@@ -75,6 +75,8 @@ class HyperNetModel(HyperNetPreTrainedModel):
         self.num_target_parameters = sum(math.prod(shape) for _, shape in self.shapes)
         widths = [2 if config.parametrization == "mip" else 1, *config.hyper_hidden_sizes]
         self.layers = nn.ModuleList(nn.Linear(widths[i], widths[i + 1]) for i in range(len(widths) - 1))
+        layernorm = getattr(config, "hyper_norm", "none") == "layernorm"
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for width in widths[1:]) if layernorm else None
         self.output = nn.Linear(widths[-1], self.num_target_parameters)
         self.theta0 = nn.Parameter(torch.empty(self.num_target_parameters)) if config.parametrization == "mip" else None
         self.post_init()
@@ -83,8 +85,9 @@ class HyperNetModel(HyperNetPreTrainedModel):
         """The hypernetwork's own output for γ (θ itself for standard, Δθ for MIP): (num_target_parameters,)."""
         act = ACTIVATION_FUNCTIONS[self.config.activation]
         h = encode_gamma(_gamma(gamma, self.config, self.output.weight), self.config.parametrization)
-        for layer in self.layers:
-            h = act(layer(h))
+        for index, layer in enumerate(self.layers):
+            h = layer(h)
+            h = act(h if self.norms is None else self.norms[index](h))
         return self.output(h)[0]
 
     def theta(self, gamma=None) -> torch.Tensor:
