@@ -164,3 +164,25 @@ def test_the_hypernet_trainer_refuses_another_architecture():
                           options=dict(HyperNetTrainer.options))
     with pytest.raises(zoo.UserError, match="hypernet needs a hypernetwork"):
         HyperNetTrainer().setup(run)
+
+
+def test_fan_out_init_follows_the_reference_library_and_shows_the_magnitude_proportionality():
+    torch.manual_seed(0)
+    config = dict(image_size=10, target_hidden_size=50, hyper_hidden_sizes=[16, 64], num_labels=10, hyper_init="fan_out")
+    standard = HyperNetForImageClassification(HyperNetConfig(**config, parametrization="standard")).hypernet
+    weight, rows, start = standard.output.weight.detach(), {}, 0
+    for name, shape in standard.shapes:  # the output rows of each target tensor
+        rows[name], start = weight[start:start + math.prod(shape)], start + math.prod(shape)
+    assert rows["fc1.bias"].abs().max() == 0 and rows["fc2.bias"].abs().max() == 0
+    assert standard.output.bias.abs().max() == 0 and all(layer.bias.abs().max() == 0 for layer in standard.layers)
+    std = rows["fc1.weight"].std().item()  # Kaiming normal, fan-out = the 5000 rows of fc1.weight: √2/√5000
+    assert abs(std / (2 / 5000) ** 0.5 - 1) < 0.05
+    # zero biases + ReLU (positively homogeneous): the standard hypernet's output is proportional to γ
+    torch.testing.assert_close(standard.theta(1.0), 5 * standard.theta(0.2))
+    assert standard.theta(0.0).abs().max() == 0
+    # MIP: the encoding has norm 1 whatever γ, so Δθ's magnitude does not collapse at small γ
+    mip = HyperNetForImageClassification(HyperNetConfig(**config, parametrization="mip")).hypernet
+    delta = [mip.delta(g).norm().item() for g in (0.0, 0.5, 1.0)]
+    assert min(delta) > 0.2 * max(delta)
+    with pytest.raises(ValueError, match="hyper_init"):
+        HyperNetConfig(hyper_init="xavier")
