@@ -141,6 +141,36 @@ def summarise(cells: list[dict], targets: list[float]) -> dict:
     return out
 
 
+def plot(tag: str) -> None:
+    """docs/figures/hypernet/kl-<tag>.png: training KL against step, mean over seeds and its min–max band,
+    per variant (ReLU, no normalisation)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, library in zip(axes, ("zoo", "hyperlight")):
+        for variant in VARIANTS:
+            cells = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{variant}-relu-none-{tag}-seed*.json"))]
+            if not cells or not variant.startswith(library):
+                continue
+            steps = [p["step"] for p in cells[0]["curve"]]
+            kl = torch.tensor([[p["train_kl"] for p in c["curve"]] for c in cells])
+            line, = ax.plot(steps, kl.mean(0), label=f"{variant} ({len(cells)} seeds)")
+            ax.fill_between(steps, kl.min(0).values, kl.max(0).values, color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("step")
+        ax.set_title(f"{library}: training KL to the smoothed target")
+        ax.set_ylim(0.2, 1.5)
+        ax.legend()
+    axes[0].set_ylabel("mean training KL (20-step bins)")
+    out = ROOT / "docs" / "figures" / "hypernet"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out / f"kl-{tag}.png", dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
@@ -183,6 +213,7 @@ def main() -> None:
         summary.setdefault(f"{cell['variant']}-{cell['activation']}-{cell['norm']}", []).append(cell)
     summary = {key: summarise(cells, args.targets) for key, cells in summary.items()}
     (RESULTS / f"summary-{tag}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(tag)
     print(json.dumps({k: {t: v[f"steps_to_{t:g}"]["median"] for t in args.targets} for k, v in summary.items()}, indent=1))
 
 
