@@ -233,6 +233,8 @@ def main() -> None:
         if cells:
             summary[method] = {"seeds": [c["seed"] for c in cells],
                                "eval_accuracy_mean": statistics.mean(c["eval_accuracy"] for c in cells),
+                               "eval_accuracy_min": min(c["eval_accuracy"] for c in cells),
+                               "eval_accuracy_max": max(c["eval_accuracy"] for c in cells),
                                "train_time_s_mean": statistics.mean(c["train_time_s"] for c in cells),
                                "epochs": args.epochs, "train_examples": args.train}
     (RESULTS / f"summary-e{args.epochs}-n{args.train}.json").write_text(json.dumps(summary, indent=2) + "\n")
