@@ -161,3 +161,17 @@ def test_parameter_counts():
     af = zoo.create_model("kan", hidden_sizes=[64], basis="af", norm="layer", num_labels=10)
     # W (out·in) + attention (G + k) + temperature + LayerNorm (2·in), per layer
     assert sum(p.numel() for p in af.parameters()) == 784 * 64 + 8 + 1 + 2 * 784 + 64 * 10 + 8 + 1 + 2 * 64
+
+
+def test_relu_kan_hand_written_backward_is_the_formulas_gradient():
+    """With autograd (inputs after a LayerNorm), the bases run the in-place form and a hand-written
+    backward: its gradient equals autograd's through the formula, and passes gradcheck."""
+    torch.manual_seed(0)
+    x = (torch.rand(7, 5, dtype=torch.float64) * 1.4 - 0.2).requires_grad_()
+    weights = torch.randn(7, 8, 5, dtype=torch.float64)
+    a = torch.arange(-3, 5, dtype=torch.float64).view(-1, 1) / 5
+    formula = (torch.relu(x.unsqueeze(-2) - a) * torch.relu(a + 0.8 - x.unsqueeze(-2)) * (4 * 25 / 16)) ** 2
+    expected, = torch.autograd.grad((formula * weights).sum(), x)
+    got, = torch.autograd.grad((relu_kan_bases(x, 0.0, 1.0, 5, 3) * weights).sum(), x)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda v: relu_kan_bases(v, 0.0, 1.0, 5, 3), (x,))

@@ -195,11 +195,37 @@ def relu_kan_bases(x: torch.Tensor, low: float, high: float, grid_size: int, ord
     half = (order + 1) * (high - low) / grid_size / 2
     centres = ((a + half) / half).to(x)
 
+    if torch.is_grad_enabled() and x.requires_grad and x.dim() == 2:
+        return _ReluKanBases.apply(x, low, high, grid_size, order)
+
     def inplace(rows):  # the same, in place
         return (rows.unsqueeze(-2) * (1 / half) - centres).square_().neg_().add_(1).clamp_(min=0).square_()
 
     out = _chunked(inplace, x, grid_size + order)
     return out if out is not None else F.relu(1 - (x.unsqueeze(-2) * (1 / half) - centres).square()).square()
+
+
+class _ReluKanBases(torch.autograd.Function):
+    """ReLU-KAN's bases with a hand-written backward: the forward runs the in-place, chunked form
+    and saves only x (autograd would keep four (batch, G + k, n) intermediates); the backward is
+    dR/dx = −4·t·ReLU(1 − t²)/w with t = (x − c)/w, summed against the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, x, low, high, grid_size, order):
+        ctx.save_for_backward(x)
+        ctx.grid = (low, high, grid_size, order)
+        return relu_kan_bases(x.detach(), low, high, grid_size, order)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        low, high, grid_size, order = ctx.grid
+        a, _ = bump_grid(low, high, grid_size, order)
+        half = (order + 1) * (high - low) / grid_size / 2
+        t = x.unsqueeze(-2) * (1 / half) - ((a + half) / half).to(x)
+        slope = t.square().neg_().add_(1).clamp_(min=0).mul_(t).mul_(grad)
+        return slope.sum(-2).mul_(-4 / half), None, None, None, None
 
 
 def af_kan_bases(x: torch.Tensor, low: float, high: float, grid_size: int, order: int, activation: str,
