@@ -12,7 +12,7 @@ One JSON per cell under experiments/results/noprop/ (finished cells are skipped)
 memory.json, per method at batch 128 and 1024: the bytes autograd saves for backward in one
 training step (NoProp and local: the largest module's, as each graph is freed before the next),
 and the measured peak training memory: the rise of the process's peak resident set over 5
-training steps after the model and data exist (a fresh subprocess per measurement; it holds the
+training steps after the model and data exist (VmHWM; a fresh subprocess per measurement; it holds the
 optimiser state, the gradients and the activations).
 
     OMP_NUM_THREADS=1 python experiments/noprop/run.py --epochs 2 --train 10000 --seeds 0 1 2
@@ -157,8 +157,6 @@ def memory(batch_size: int = 128) -> dict:
 def peak_training_memory(method: str, batch_size: int, steps: int = 5) -> dict:
     """In this process (run it fresh): the rise of the peak resident set over `steps` training
     steps of `method`, after the model, its optimisers and the batch exist."""
-    import resource
-
     x, y = torch.rand(batch_size, 1, 28, 28), torch.arange(batch_size) % 10
     if method == "local":
         net = LocalLossNet()
@@ -182,12 +180,20 @@ def peak_training_memory(method: str, batch_size: int, steps: int = 5) -> dict:
                 model(pixel_values=x, labels=y).loss.backward()
                 optimizers[0].step()
                 optimizers[0].zero_grad(set_to_none=True)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss()
     for _ in range(steps):
         step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"method": method, "batch_size": batch_size, "parameters": parameters,
-            "peak_rss_rise_bytes": (after - before) * 1024, "parameter_bytes": parameters * 4}
+            "peak_rss_rise_bytes": _peak_rss() - before, "parameter_bytes": parameters * 4}
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set (VmHWM, bytes). Not getrusage's ru_maxrss: that one
+    carries the parent's peak across fork + exec, so a child started by a big parent reads no rise."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def measured_memory(batch_sizes=(128, 1024)) -> list[dict]:
