@@ -111,7 +111,7 @@ def _recipe(tmp_path, **options):
         "id": "hypernet-digits", "architecture": "hypernet",
         "config": {"image_size": 8, "target_hidden_size": 16, "hyper_hidden_sizes": [8], "num_labels": 10},
         "data": {"name": "digits"},
-        "training": {"trainer": "hypernet", "trainer_options": options, "epochs": 3, "batch_size": 128,
+        "training": {"trainer": "hypernet", "trainer_options": options, "epochs": 2, "batch_size": 128,
                      "optimizer": "adam", "lr": 0.01, "seed": 3, "checkpoint_every": "never"}}))
     return recipe
 
@@ -134,7 +134,7 @@ def test_the_hypernet_trainer_draws_one_gamma_per_step_and_trains(tmp_path, monk
     monkeypatch.setattr(HyperNetForImageClassification, "forward", recording)
     result = train(_recipe(tmp_path, gamma_low=0.2, gamma_high=0.6), output_dir=tmp_path / "run")
     steps = result.metrics["step"]
-    assert steps == len(seen) > 20
+    assert steps == len(seen) > 15
     assert seen == [sample_gamma(3, step, 0.2, 0.6) for step in range(steps)]  # reproducible, per (seed, step)
     assert min(seen) >= 0.2 and max(seen) <= 0.6 and len(set(seen)) == steps
     final = result.metrics["final"]
