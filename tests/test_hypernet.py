@@ -77,3 +77,112 @@ def test_bad_config_names_the_field(field, value):
 def test_gamma_must_be_one_value():
     with pytest.raises(ValueError, match="gamma"):
         model("mip")(pixel_values=torch.rand(2, 1, 3, 3), gamma=torch.tensor([0.1, 0.2]))
+
+
+def test_layernorm_hypernet_is_the_manual_forward():
+    torch.manual_seed(0)
+    m = HyperNetForImageClassification(HyperNetConfig(**TINY, parametrization="standard", hyper_norm="layernorm")).eval()
+    h = m.hypernet
+    assert len(h.norms) == 2
+    z = torch.tensor([[0.3]])
+    for layer in h.layers:  # Linear → LayerNorm (zero mean, unit variance over the width) → ReLU
+        a = layer(z)
+        z = torch.relu((a - a.mean()) / (a.var(unbiased=False) + 1e-5).sqrt())
+    torch.testing.assert_close(h.theta(0.3), h.output(z)[0])
+    with pytest.raises(ValueError, match="hyper_norm"):
+        HyperNetConfig(hyper_norm="batchnorm")
+
+
+def test_smoothed_loss_is_label_smoothing_cross_entropy():
+    from zoo.training.hypernet import smoothed_cross_entropy
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(7, 5), torch.randint(5, (7,))
+    for eps in (0.0, 0.2, 0.5):  # torch's label_smoothing: targets (1 − ε)·one-hot + ε/C
+        expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=eps)
+        torch.testing.assert_close(smoothed_cross_entropy(logits, labels, eps), expected)
+
+
+def _recipe(tmp_path, **options):
+    import json
+
+    recipe = tmp_path / "hypernet-digits.yaml"
+    recipe.write_text(json.dumps({
+        "id": "hypernet-digits", "architecture": "hypernet",
+        "config": {"image_size": 8, "target_hidden_size": 16, "hyper_hidden_sizes": [8], "num_labels": 10},
+        "data": {"name": "digits"},
+        "training": {"trainer": "hypernet", "trainer_options": options, "epochs": 2, "batch_size": 128,
+                     "optimizer": "adam", "lr": 0.01, "seed": 3, "checkpoint_every": "never"}}))
+    return recipe
+
+
+def test_the_hypernet_trainer_draws_one_gamma_per_step_and_trains(tmp_path, monkeypatch):
+    from zoo.training import train
+    from zoo.training.hypernet import sample_gamma
+
+    import functools
+
+    seen = []
+    forward = HyperNetForImageClassification.forward
+
+    @functools.wraps(forward)  # the run reads the forward's signature
+    def recording(self, *args, gamma=None, **kwargs):
+        if self.training:
+            seen.append(gamma)
+        return forward(self, *args, gamma=gamma, **kwargs)
+
+    monkeypatch.setattr(HyperNetForImageClassification, "forward", recording)
+    result = train(_recipe(tmp_path, gamma_low=0.2, gamma_high=0.6), output_dir=tmp_path / "run")
+    steps = result.metrics["step"]
+    assert steps == len(seen) > 15
+    assert seen == [sample_gamma(3, step, 0.2, 0.6) for step in range(steps)]  # reproducible, per (seed, step)
+    assert min(seen) >= 0.2 and max(seen) <= 0.6 and len(set(seen)) == steps
+    final = result.metrics["final"]
+    assert final["eval_accuracy"] > 0.5  # it learns (10 classes: chance 0.1)
+    assert 0 < final["eval_accuracy_gamma_low"] <= 1 and 0 < final["eval_accuracy_gamma_high"] <= 1
+
+
+@pytest.mark.parametrize("options, message", [({"gamma_low": 0.8, "gamma_high": 0.2}, "gamma_low"),
+                                              ({"max_smoothing": 2}, "max_smoothing"),
+                                              ({"gamma_hi": 1.0}, "gamma_hi")])
+def test_the_hypernet_trainer_refuses_bad_options(tmp_path, options, message):
+    from zoo.training import train
+
+    with pytest.raises(zoo.UserError, match=message):
+        train(_recipe(tmp_path, **options), output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_hypernet_trainer_refuses_another_architecture():
+    from types import SimpleNamespace
+
+    from zoo.recipes import TRAINING_DEFAULTS
+    from zoo.training.hypernet import HyperNetTrainer
+
+    model = zoo.create_model("mlp", image_size=4, hidden_sizes=[5], num_labels=3)
+    run = SimpleNamespace(unwrapped_model=model, model=model, settings=dict(TRAINING_DEFAULTS), total_steps=1,
+                          options=dict(HyperNetTrainer.options))
+    with pytest.raises(zoo.UserError, match="hypernet needs a hypernetwork"):
+        HyperNetTrainer().setup(run)
+
+
+def test_fan_out_init_follows_the_reference_library_and_shows_the_magnitude_proportionality():
+    torch.manual_seed(0)
+    config = dict(image_size=10, target_hidden_size=50, hyper_hidden_sizes=[16, 64], num_labels=10, hyper_init="fan_out")
+    standard = HyperNetForImageClassification(HyperNetConfig(**config, parametrization="standard")).hypernet
+    weight, rows, start = standard.output.weight.detach(), {}, 0
+    for name, shape in standard.shapes:  # the output rows of each target tensor
+        rows[name], start = weight[start:start + math.prod(shape)], start + math.prod(shape)
+    assert rows["fc1.bias"].abs().max() == 0 and rows["fc2.bias"].abs().max() == 0
+    assert standard.output.bias.abs().max() == 0 and all(layer.bias.abs().max() == 0 for layer in standard.layers)
+    std = rows["fc1.weight"].std().item()  # Kaiming normal, fan-out = the 5000 rows of fc1.weight: √2/√5000
+    assert abs(std / (2 / 5000) ** 0.5 - 1) < 0.05
+    # zero biases + ReLU (positively homogeneous): the standard hypernet's output is proportional to γ
+    torch.testing.assert_close(standard.theta(1.0), 5 * standard.theta(0.2))
+    assert standard.theta(0.0).abs().max() == 0
+    # MIP: the encoding has norm 1 whatever γ, so Δθ's magnitude does not collapse at small γ
+    mip = HyperNetForImageClassification(HyperNetConfig(**config, parametrization="mip")).hypernet
+    delta = [mip.delta(g).norm().item() for g in (0.0, 0.5, 1.0)]
+    assert min(delta) > 0.2 * max(delta)
+    with pytest.raises(ValueError, match="hyper_init"):
+        HyperNetConfig(hyper_init="xavier")

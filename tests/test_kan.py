@@ -8,7 +8,7 @@ from scipy.interpolate import BSpline
 import zoo
 from zoo.models.kan.configuration_kan import KANConfig
 from zoo.models.kan.modeling_kan import (KANForImageClassification, cardinal_bspline_pieces, cox_de_boor_bases,
-                                         local_bspline_bases, relu_kan_bases)
+                                         fused_bspline_bases, local_bspline_bases, relu_kan_bases)
 
 
 def inputs(n=300, features=5, seed=0):
@@ -20,11 +20,25 @@ def inputs(n=300, features=5, seed=0):
 
 @pytest.mark.parametrize("order", [0, 1, 2, 3, 4])
 @pytest.mark.parametrize("grid_size", [1, 3, 5])
-def test_local_bspline_bases_equal_cox_de_boor(grid_size, order):
+def test_fast_bspline_bases_equal_cox_de_boor(grid_size, order):
     x = inputs()
-    fast, reference = local_bspline_bases(x, -1.0, 1.0, grid_size, order), cox_de_boor_bases(x, -1.0, 1.0, grid_size, order)
-    assert fast.shape == reference.shape == (grid_size + order, *x.shape)
-    torch.testing.assert_close(fast, reference, rtol=0, atol=1e-5)
+    reference = cox_de_boor_bases(x, -1.0, 1.0, grid_size, order)
+    assert reference.shape == (x.shape[0], grid_size + order, x.shape[1])
+    for fast in (local_bspline_bases, fused_bspline_bases):
+        torch.testing.assert_close(fast(x, -1.0, 1.0, grid_size, order), reference, rtol=0, atol=1e-5)
+    # the autograd (out-of-place) form of the fused bases is the same function
+    torch.testing.assert_close(fused_bspline_bases(x.clone().requires_grad_(), -1.0, 1.0, grid_size, order), reference,
+                               rtol=0, atol=1e-5)
+
+
+def test_fused_bases_in_row_chunks_equal_the_whole_batch(monkeypatch):
+    import zoo.models.kan.modeling_kan as kan
+
+    x = inputs(n=50, features=30)
+    whole = kan.fused_bspline_bases(x, -1.0, 1.0, 5, 3), kan.relu_kan_bases(x, 0.0, 1.0, 5, 3)
+    monkeypatch.setattr(kan, "CHUNK_VALUES", 8 * 30 * 7)  # chunks of 7 rows (the last one short)
+    torch.testing.assert_close(kan.fused_bspline_bases(x, -1.0, 1.0, 5, 3), whole[0], rtol=0, atol=0)
+    torch.testing.assert_close(kan.relu_kan_bases(x, 0.0, 1.0, 5, 3), whole[1], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("order", [1, 3])
@@ -36,8 +50,9 @@ def test_bspline_bases_match_scipy(order):
     knots = low + h * np.arange(-order, grid_size + order + 1)
     x = np.random.default_rng(0).uniform(low, high - 1e-9, 400)
     expected = BSpline.design_matrix(x, knots, order, extrapolate=False).toarray()  # (400, G + k)
-    got = local_bspline_bases(torch.tensor(x), low, high, grid_size, order)
-    np.testing.assert_allclose(got.numpy().T, expected, atol=1e-10)
+    for fast in (local_bspline_bases, fused_bspline_bases):
+        got = fast(torch.tensor(x)[None], low, high, grid_size, order)[0]  # (1, G + k, 400)
+        np.testing.assert_allclose(got.numpy().T, expected, atol=1e-10)
 
 
 def test_cardinal_pieces_are_the_cubic_closed_form():
@@ -49,17 +64,18 @@ def test_cardinal_pieces_are_the_cubic_closed_form():
 def test_bspline_model_outputs_equal_the_reference_implementation():
     torch.manual_seed(0)
     config = dict(image_size=6, hidden_sizes=[7], grid_size=4, spline_order=3, num_labels=3)
-    fast = KANForImageClassification(KANConfig(**config)).eval()
     reference = KANForImageClassification(KANConfig(**config, bspline_impl="cox_de_boor")).eval()
-    reference.load_state_dict(fast.state_dict())
     x = torch.rand(16, 1, 6, 6) * 2.4 - 1.2
-    torch.testing.assert_close(fast(pixel_values=x).logits, reference(pixel_values=x).logits, rtol=0, atol=1e-5)
-    # and the gradients of the weights agree
     y = torch.arange(16) % 3
-    fast(pixel_values=x, labels=y).loss.backward()
     reference(pixel_values=x, labels=y).loss.backward()
-    for (name, a), b in zip(fast.named_parameters(), reference.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+    for impl in ("fused", "local"):
+        fast = KANForImageClassification(KANConfig(**config, bspline_impl=impl)).eval()
+        fast.load_state_dict(reference.state_dict())
+        torch.testing.assert_close(fast(pixel_values=x).logits, reference(pixel_values=x).logits, rtol=0, atol=1e-5)
+        # and the gradients of the weights agree
+        fast(pixel_values=x, labels=y).loss.backward()
+        for (name, a), b in zip(fast.named_parameters(), reference.parameters()):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_bspline_layer_is_its_manual_forward():
@@ -86,20 +102,20 @@ def test_relu_kan_basis_is_its_formula():
     a = np.arange(-order, grid_size) / grid_size  # ReLU-KAN's phase_low on [0, 1]
     b = a + (order + 1) / grid_size
     r = 4 * grid_size**2 / (order + 1) ** 2
-    xn = x.double().numpy()[None]
-    expected = (np.maximum(xn - a[:, None, None], 0) * np.maximum(b[:, None, None] - xn, 0) * r) ** 2
+    xn = x.double().numpy()[:, None]  # (batch, 1, in) against the bumps (G + k, 1)
+    expected = (np.maximum(xn - a[:, None], 0) * np.maximum(b[:, None] - xn, 0) * r) ** 2
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
     assert got.max() <= 1 + 1e-6  # normalised: each bump peaks at 1 at its centre
     centre = torch.tensor([[(a[4] + b[4]) / 2]], dtype=torch.float32)
-    assert relu_kan_bases(centre, low, high, grid_size, order)[4, 0, 0].item() == pytest.approx(1.0, abs=1e-6)
+    assert relu_kan_bases(centre, low, high, grid_size, order)[0, 4, 0].item() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_relu_kan_layer_is_bases_times_weights_plus_bias():
     torch.manual_seed(0)
     model = KANForImageClassification(KANConfig(image_size=2, hidden_sizes=[3], basis="relu", grid_range=[0, 1], num_labels=2))
     layer, x = model.kan.layers[0], torch.rand(4, 4)
-    bases = relu_kan_bases(x, 0.0, 1.0, 5, 3)  # (8, 4, 4)
-    expected = torch.einsum("jbi,jio->bo", bases, layer.weight) + layer.bias
+    bases = relu_kan_bases(x, 0.0, 1.0, 5, 3)  # (4, 8, 4)
+    expected = torch.einsum("bji,jio->bo", bases, layer.weight) + layer.bias
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -145,3 +161,17 @@ def test_parameter_counts():
     af = zoo.create_model("kan", hidden_sizes=[64], basis="af", norm="layer", num_labels=10)
     # W (out·in) + attention (G + k) + temperature + LayerNorm (2·in), per layer
     assert sum(p.numel() for p in af.parameters()) == 784 * 64 + 8 + 1 + 2 * 784 + 64 * 10 + 8 + 1 + 2 * 64
+
+
+def test_relu_kan_hand_written_backward_is_the_formulas_gradient():
+    """With autograd (inputs after a LayerNorm), the bases run the in-place form and a hand-written
+    backward: its gradient equals autograd's through the formula, and passes gradcheck."""
+    torch.manual_seed(0)
+    x = (torch.rand(7, 5, dtype=torch.float64) * 1.4 - 0.2).requires_grad_()
+    weights = torch.randn(7, 8, 5, dtype=torch.float64)
+    a = torch.arange(-3, 5, dtype=torch.float64).view(-1, 1) / 5
+    formula = (torch.relu(x.unsqueeze(-2) - a) * torch.relu(a + 0.8 - x.unsqueeze(-2)) * (4 * 25 / 16)) ** 2
+    expected, = torch.autograd.grad((formula * weights).sum(), x)
+    got, = torch.autograd.grad((relu_kan_bases(x, 0.0, 1.0, 5, 3) * weights).sum(), x)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda v: relu_kan_bases(v, 0.0, 1.0, 5, 3), (x,))

@@ -34,6 +34,7 @@ _BUILTIN_MODULES = {
     "sgd": "zoo.training.loop",
     "convex": "zoo.training.convex",
     "dst": "zoo.training.sparse",
+    "hypernet": "zoo.training.hypernet",
     "imp": "zoo.training.pruning",
     "magnitude_pruning": "zoo.training.magnitude_pruning",
     "muon": "zoo.training.muon",

@@ -20,6 +20,11 @@ from .zoo_common import classification_loss, init, return_tuple
 ACTIVATION_FUNCTIONS = {"relu": F.relu, "leaky_relu": F.leaky_relu, "tanh": torch.tanh, "gelu": F.gelu}
 
 
+def _gain_name(activation: str) -> str:
+    """The torch.nn.init gain for an activation (gelu: leaky_relu's, as the reference library does)."""
+    return "tanh" if activation == "tanh" else "leaky_relu" if activation in ("leaky_relu", "gelu") else "relu"
+
+
 def target_shapes(config: HyperNetConfig) -> list[tuple[str, tuple[int, ...]]]:
     """The target MLP's parameters, in the order of θ."""
     pixels, hidden = config.num_channels * config.image_size**2, config.target_hidden_size
@@ -41,11 +46,30 @@ class HyperNetPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
 
     def _init_weights(self, module):
-        if isinstance(module, nn.Linear):
+        fan_out = getattr(self.config, "hyper_init", "pytorch") == "fan_out"
+        if isinstance(module, nn.Linear) and fan_out:
+            gain = _gain_name(self.config.activation)
+            init.zeros_(module.bias)
+            shapes = getattr(module, "target_shapes", None)  # set on the output layer (modules are visited in any order)
+            if shapes is None:
+                init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity=gain)
+            start = 0
+            for name, shape in shapes or ():
+                size = math.prod(shape)
+                rows = module.weight[start:start + size]
+                if name.endswith(".bias"):
+                    init.zeros_(rows)
+                else:  # fan-out mode on this target tensor's rows alone: std = gain/√size
+                    init.kaiming_normal_(rows, mode="fan_out", nonlinearity=gain)
+                start += size
+        elif isinstance(module, nn.Linear):
             init.kaiming_uniform_(module.weight, a=5**0.5)
             bound = 1 / module.in_features**0.5
             init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, HyperNetModel) and module.theta0 is not None:
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        if isinstance(module, HyperNetModel) and module.theta0 is not None:
             # θ₀ starts as PyTorch's default init of the target MLP (uniform ±1/√fan_in per layer)
             start = 0
             for name, shape in module.shapes:
@@ -75,7 +99,10 @@ class HyperNetModel(HyperNetPreTrainedModel):
         self.num_target_parameters = sum(math.prod(shape) for _, shape in self.shapes)
         widths = [2 if config.parametrization == "mip" else 1, *config.hyper_hidden_sizes]
         self.layers = nn.ModuleList(nn.Linear(widths[i], widths[i + 1]) for i in range(len(widths) - 1))
+        layernorm = getattr(config, "hyper_norm", "none") == "layernorm"
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for width in widths[1:]) if layernorm else None
         self.output = nn.Linear(widths[-1], self.num_target_parameters)
+        self.output.target_shapes = self.shapes  # its rows are initialised per target tensor (hyper_init fan_out)
         self.theta0 = nn.Parameter(torch.empty(self.num_target_parameters)) if config.parametrization == "mip" else None
         self.post_init()
 
@@ -83,8 +110,9 @@ class HyperNetModel(HyperNetPreTrainedModel):
         """The hypernetwork's own output for γ (θ itself for standard, Δθ for MIP): (num_target_parameters,)."""
         act = ACTIVATION_FUNCTIONS[self.config.activation]
         h = encode_gamma(_gamma(gamma, self.config, self.output.weight), self.config.parametrization)
-        for layer in self.layers:
-            h = act(layer(h))
+        for index, layer in enumerate(self.layers):
+            h = layer(h)
+            h = act(h if self.norms is None else self.norms[index](h))
         return self.output(h)[0]
 
     def theta(self, gamma=None) -> torch.Tensor:

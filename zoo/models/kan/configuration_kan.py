@@ -4,7 +4,7 @@ from transformers import PretrainedConfig
 from .zoo_common import label_kwargs, one_of, positive_int, positive_int_list
 
 BASES = ("bspline", "relu", "af")
-BSPLINE_IMPLS = ("local", "cox_de_boor")
+BSPLINE_IMPLS = ("fused", "local", "cox_de_boor")
 NORMS = ("none", "layer", "batch")
 AF_ACTIVATIONS = ("relu", "silu", "gelu", "elu", "selu", "softplus", "sigmoid", "tanh", "leaky_relu")
 AF_FUNCTIONS = ("quad1", "quad2", "sum", "prod", "sum_prod", "cubic1", "cubic2")
@@ -35,9 +35,10 @@ class KANConfig(PretrainedConfig):
         spline_order (`int`): B-spline order k (degree; 0 = piecewise constant); for relu/af the
             width of each basis is (k + 1) intervals.
         grid_range (`list[float]`): [low, high] of the grid.
-        bspline_impl (`str`): ``"local"`` (the fast layer: only the k + 1 non-zero bases of each
-            input, in closed form from its local grid coordinate) or ``"cox_de_boor"`` (the
-            full-basis recursion, kept as the reference; the same outputs).
+        bspline_impl (`str`): ``"fused"`` (the fast layer: every basis in closed form from its
+            distance to its centre, a few fused elementwise passes), ``"local"`` (only the k + 1
+            non-zero bases of each input, from its local grid coordinate, placed by a scatter) or
+            ``"cox_de_boor"`` (the full-basis recursion, kept as the reference); the same outputs.
         norm (`str`): `NORMS`; for bspline/relu applied to each layer's input (ReLU-KAN uses
             "layer"), for af inside the layer after the reduction (AF-KAN's place).
         af_activation (`str`): AF-KAN's activation (`AF_ACTIVATIONS`).
@@ -61,7 +62,7 @@ class KANConfig(PretrainedConfig):
         grid_size: int = 5,
         spline_order: int = 3,
         grid_range: list[float] = (-1.0, 1.0),
-        bspline_impl: str = "local",
+        bspline_impl: str = "fused",
         norm: str = "none",
         af_activation: str = "silu",
         af_function: str = "quad1",
