@@ -51,8 +51,12 @@ def load_fuxictr(path: str | None):
     source = Path(path) / "model_zoo" / "FinalMLP" / "src" / "FinalMLP.py"
     if not (Path(path) / "fuxictr").is_dir() or not source.exists():
         raise SystemExit(f"bench_finalmlp: {path} is not a FuxiCTR checkout (needs fuxictr/ and {source.relative_to(path)})")
-    sys.path.insert(0, str(Path(path)))
     try:
+        # the checkout's package, ahead of any installed fuxictr (the PyPI wheel has no FinalMLP)
+        package = importlib.util.spec_from_file_location("fuxictr", Path(path) / "fuxictr" / "__init__.py",
+                                                         submodule_search_locations=[str(Path(path) / "fuxictr")])
+        sys.modules["fuxictr"] = importlib.util.module_from_spec(package)
+        package.loader.exec_module(sys.modules["fuxictr"])
         from fuxictr.features import FeatureMap
         spec = importlib.util.spec_from_file_location("fuxictr_finalmlp", source)
         module = importlib.util.module_from_spec(spec)
