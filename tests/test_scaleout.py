@@ -199,3 +199,56 @@ def test_more_processes_than_examples_is_refused(tiny_recipe, tmp_path, monkeypa
                             "config={input_dim: 4, hidden_dim: 8}", "training.batch_size=8"], capsys)
     assert code == 2 and "evaluation split has 3 example(s), fewer than the 4 processes" in err
     assert not (tmp_path / "out").exists()  # refused before any process group (which would wait for 4)
+
+
+class _Process:
+    """What leave_together reads of an Accelerator."""
+
+    def __init__(self, rank: int, world: int):
+        self.process_index, self.num_processes, self.ended = rank, world, False
+
+    def end_training(self):
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        self.ended = True
+
+
+def _leave(rank: int, world: int, store_file: str, arrive: list[bool], results):
+    import torch.distributed as dist
+
+    from zoo.training.launching import leave_together
+
+    dist.init_process_group("gloo", store=dist.FileStore(store_file, world), rank=rank, world_size=world)
+    dist.barrier()
+    process = _Process(rank, world)
+    if not arrive[rank]:  # a process that hangs (or crashed) after the last collective
+        results.put((rank, "away"))
+        return
+    try:
+        leave_together(process, timeout_s=2.0)
+        results.put((rank, "ended" if process.ended and not dist.is_initialized() else "not ended"))
+    except RuntimeError as error:
+        results.put((rank, str(error)))
+
+
+@pytest.mark.parametrize("arrive", [[True, True], [True, False]], ids=["both", "one-missing"])
+def test_processes_leave_together_or_say_who_is_missing(arrive, tmp_path):
+    """The end-of-run rendezvous: with every process there, each tears its group down; with one
+    missing, the other stops after the timeout and names it, instead of waiting forever."""
+    import torch.multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    processes = [context.Process(target=_leave, args=(rank, 2, str(tmp_path / "store"), arrive, results))
+                 for rank in range(2)]
+    for process in processes:
+        process.start()
+    outcome = dict(results.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+    if arrive == [True, True]:
+        assert outcome == {0: "ended", 1: "ended"}
+    else:
+        assert outcome[1] == "away"
+        assert outcome[0] == "process 0: processes [1] did not finish the run within 2 s of this one"

@@ -110,3 +110,38 @@ def memory_held(model, trainer) -> list[float]:
                 state += sum(_local_bytes(v) for v in per_param.values() if torch.is_tensor(v) and v.dim())
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return [float(parameters), float(state), round(peak_rss_mib, 1)]
+
+
+# How long a process waits at the end of a run for the others to arrive (the run's outputs are
+# written by then; only a process that crashed or hung keeps the others waiting).
+LEAVE_TIMEOUT_S = 300.0
+
+
+def leave_together(accelerator, timeout_s: float = LEAVE_TIMEOUT_S) -> None:
+    """The end of a multi-process run: every process waits, through the rendezvous store, until
+    every other one has left its last collective, and only then tears the process group down.
+
+    Why a barrier is not enough: a process that returns from a gloo barrier first may tear its
+    group down (`end_training` → `destroy_process_group`) while its last message to a peer is
+    still unsent; the peer then waits in that barrier until gloo's 30-minute timeout
+    (pytorch/pytorch#75097; here about one two-process run in forty). A key in the store
+    (hosted by torchrun's agent, which outlives the workers) cannot be lost that way.
+    """
+    import datetime
+
+    import torch.distributed as dist
+
+    if accelerator.num_processes > 1 and dist.is_initialized():
+        # The process group's own store: there is no public accessor, and a second client of the
+        # agent's store would need the launcher's environment to find it.
+        store = dist.distributed_c10d._get_default_store()
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # an elastic restart reuses the store
+        keys = [f"zooscope/left/{attempt}/{rank}" for rank in range(accelerator.num_processes)]
+        store.set(keys[accelerator.process_index], "1")
+        try:
+            store.wait(keys, datetime.timedelta(seconds=timeout_s))
+        except RuntimeError as error:  # DistStoreError: the wait timed out
+            missing = [rank for rank, key in enumerate(keys) if not store.check([key])]
+            raise RuntimeError(f"process {accelerator.process_index}: processes {missing} did not finish the run "
+                               f"within {timeout_s:.0f} s of this one") from error
+    accelerator.end_training()

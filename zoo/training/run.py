@@ -21,7 +21,7 @@ import torch
 from ..errors import UserError
 from ..recipes import TRAINING_DEFAULTS, Recipe, load_recipe, parse_yaml
 from .base import TrainOutcome, check_options, get_trainer, trainer_name
-from .launching import check_launch, make_accelerator, memory_held
+from .launching import check_launch, leave_together, make_accelerator, memory_held
 
 CHECKPOINT_PREFIX = "step_"
 TRAINER_STATE = "trainer_state.json"
@@ -603,7 +603,7 @@ class TrainingRun:
             where = "saved" if outcome.finished else f"stopped at step {self.state['step']}; checkpoint in"
             accelerator.print(f"{where} {self.output_dir}")
         accelerator.wait_for_everyone()
-        accelerator.end_training()
+        leave_together(accelerator)
         return TrainResult(output_dir=self.output_dir, metrics=metrics)
 
 
