@@ -4,6 +4,7 @@ exactly our movielens_100k split and fields, in one run: test AUC / log loss and
 
     python benchmarks/bench_finalmlp.py --fuxictr-path /path/to/FuxiCTR [--seeds 0 1 2] [--epochs 5]
     python benchmarks/bench_finalmlp.py --models ours --gate-init random --out benchmarks/results/finalmlp_random_gates.json
+    python benchmarks/bench_finalmlp.py --models ours --max-grad-norm 10 --out benchmarks/results/finalmlp_clip10.json
 
 FuxiCTR's FinalMLP is not in its PyPI wheel (fuxictr 2.3.10): it lives in the GitHub repository's
 model_zoo/FinalMLP/src/. Point --fuxictr-path (or $FUXICTR_PATH) at a checkout of
@@ -121,7 +122,8 @@ def scores(kind, model, split, fields) -> dict:
     return {"auc": float(roc_auc_score(y, p)), "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))}
 
 
-def train_epoch(kind: str, model, optimizer, train: dict, order: torch.Tensor, batch_size: int, fields) -> tuple[float, float]:
+def train_epoch(kind: str, model, optimizer, train: dict, order: torch.Tensor, batch_size: int, fields,
+                max_grad_norm: float | None = None) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(order), batch_size):
         index = order[i:i + batch_size]
@@ -129,6 +131,8 @@ def train_epoch(kind: str, model, optimizer, train: dict, order: torch.Tensor, b
             loss = model(train["input_ids"][index], labels=train["labels"][index]).loss
             optimizer.zero_grad()
             loss.backward()
+            if max_grad_norm is not None:  # what FuxiCTR's train_step does (at 10)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             optimizer.step()
         else:
             model.train_step(peer_batch(train["input_ids"][index], train["labels"][index], fields))
@@ -147,7 +151,8 @@ def run_seed(seed: int, args, splits, vocab, FinalMLP, FeatureMap, fields, root)
         order = torch.randperm(len(train["labels"]), generator=generator)
         kinds = ("ours", "fuxictr") if epoch % 2 else ("fuxictr", "ours")  # alternate who goes first
         for kind in (k for k in kinds if k in models):
-            wall, cpu = train_epoch(kind, models[kind], optimizers[kind], train, order, args.batch_size, fields)
+            wall, cpu = train_epoch(kind, models[kind], optimizers[kind], train, order, args.batch_size, fields,
+                                    args.max_grad_norm if kind == "ours" else None)
             history[kind].append({"epoch": epoch, "wall_s": wall, "cpu_s": cpu,
                                   "validation": scores(kind, models[kind], splits["validation"], fields),
                                   "test": scores(kind, models[kind], splits["test"], fields)})
@@ -165,7 +170,7 @@ def run_seed(seed: int, args, splits, vocab, FinalMLP, FeatureMap, fields, root)
 
 def summarize(runs: list[dict], args) -> dict:
     out = {"epochs": args.epochs, "batch_size": args.batch_size, "seeds": [r["seed"] for r in runs], "widths": WIDTHS,
-           "ours_gate_init": args.gate_init,
+           "ours_gate_init": args.gate_init, "ours_max_grad_norm": args.max_grad_norm,
            "fuxictr_source": "github.com/reczoo/FuxiCTR model_zoo/FinalMLP (fuxictr 2.3.10 package from the same checkout)",
            "runs": runs}
     kinds = [k for k in ("ours", "fuxictr") if k in runs[0]]
@@ -195,6 +200,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=["ours", "fuxictr"], choices=["ours", "fuxictr"])
     parser.add_argument("--gate-init", default="identity", choices=["identity", "random"],
                         help="our gates' init: identity (g = 1 at init, our default) or random (as FuxiCTR's)")
+    parser.add_argument("--max-grad-norm", type=float, default=None,
+                        help="clip our gradient norm (FuxiCTR's train_step clips at 10; ours does not by default)")
     args = parser.parse_args(argv)
     FinalMLP, FeatureMap = load_fuxictr(args.fuxictr_path) if "fuxictr" in args.models else (None, None)
     torch.set_num_threads(1)

@@ -451,9 +451,9 @@ def test_sparse_products_leave_the_lasso_path_unchanged(monkeypatch):
     z = np.concatenate([a, b], 1)
     z = (z - z.mean(0)) / z.std(0)
     c = z.T @ z / len(z)
-    fast = sp.sparse_prediction(c[:40, :40], c[:40, 40:])
+    fast = sp.sparse_prediction(c[:40, :40], c[:40, 40:], solver="dense")
     monkeypatch.setattr(sp, "SPARSE_PRODUCT_DENSITY", 0.0)  # never sparse
-    dense = sp.sparse_prediction(c[:40, :40], c[:40, 40:])
+    dense = sp.sparse_prediction(c[:40, :40], c[:40, 40:], solver="dense")
     assert fast.iterations == dense.iterations and fast.kept_index == dense.kept_index
     np.testing.assert_allclose(fast.error, dense.error, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fast.weights, dense.weights, rtol=0, atol=1e-12)
@@ -462,3 +462,61 @@ def test_sparse_products_leave_the_lasso_path_unchanged(monkeypatch):
     w = fast.weights
     direct = [1 - 2 * w[:, j] @ c[:40, 40 + j] + w[:, j] @ c[:40, :40] @ w[:, j] for j in range(25)]
     np.testing.assert_allclose(sp._prediction_error(c[:40, :40], c[:40, 40:], w), direct, atol=1e-12)
+
+
+def _lasso_problems():
+    """A one-to-many pair (B's units sparse mixtures of A's, plus noise) and a self-pair of
+    correlated ReLU units (fewer samples than units, as in the 1 536-unit benchmark)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 40))
+    b = a[:, :30] @ (rng.standard_normal((30, 25)) * (rng.random((30, 25)) < 0.1)) + 0.3 * rng.standard_normal((400, 25))
+    z = np.concatenate([a, b], 1)
+    z = (z - z.mean(0)) / z.std(0)
+    c = z.T @ z / len(z)
+    x = np.maximum(rng.standard_normal((96, 8)) @ rng.standard_normal((8, 120)) + 0.5 * rng.standard_normal((96, 120)), 0)
+    x = (x - x.mean(0)) / x.std(0)
+    return {"mixture": (c[:40, :40], c[:40, 40:]), "self": (x.T @ x / len(x), x.T @ x / len(x))}
+
+
+@pytest.mark.parametrize("problem", ["mixture", "self"])
+def test_screened_lasso_is_the_dense_one_and_meets_the_optimality_conditions(problem):
+    """The working-set solver gives the dense FISTA's path to the solvers' tolerance, and its
+    weights satisfy the lasso's optimality conditions on every entry (independent of either
+    solver): ∂_ij = (C_AA W − C_AB)_ij is −λ·sign(w_ij) on the support and |∂_ij| ≤ λ off it."""
+    import analysis.convergent.sparse as sp
+
+    c_aa, c_ab = _lasso_problems()[problem]
+    screened = sp.sparse_prediction(c_aa, c_ab, stop_nonzeros=None, keep_path=True, max_iter=5000, tol=1e-10)
+    dense = sp.sparse_prediction(c_aa, c_ab, stop_nonzeros=None, keep_path=True, max_iter=5000, tol=1e-10,
+                                 solver="dense")
+    assert screened.nonzeros == dense.nonzeros and screened.kept_index == dense.kept_index
+    np.testing.assert_allclose(screened.error, dense.error, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(screened.weights, dense.weights, rtol=0, atol=1e-7)
+    for lam, w in zip(screened.lambdas, screened.path_weights):
+        gradient = c_aa @ w - c_ab
+        on = w != 0
+        np.testing.assert_allclose(gradient[on], -lam * np.sign(w[on]), rtol=0, atol=1e-6)
+        assert np.abs(gradient[~on]).max() <= lam * (1 + 1e-6)
+    if problem == "self":  # the closed form: each unit predicts itself, shrunk, W = (1 - λ) I
+        for lam, w in zip(screened.lambdas, screened.path_weights):
+            np.testing.assert_allclose(w, (1 - lam) * np.eye(len(w)), rtol=0, atol=1e-6)
+    else:
+        assert max(screened.nonzeros) > 4  # the path went well past one unit per target
+    with pytest.raises(ValueError, match="solver must be"):
+        sp.sparse_prediction(c_aa, c_ab, solver="admm")
+
+
+def test_the_lambda_path_stops_once_it_passes_what_is_reported():
+    """stop_nonzeros ends the path after the first λ with that many units per target: what is
+    reported (the errors at 1 and 4 units, the kept weights) equals the whole path's, which is
+    the cut path continued."""
+    import analysis.convergent.sparse as sp
+
+    c_aa, c_ab = _lasso_problems()["mixture"]
+    whole = sp.sparse_prediction(c_aa, c_ab, stop_nonzeros=None)
+    cut = sp.sparse_prediction(c_aa, c_ab, stop_nonzeros=8.0)
+    k = len(cut.lambdas)
+    assert k < len(whole.lambdas) and cut.nonzeros[-1] >= 8.0 > max(cut.nonzeros[:-1])
+    assert cut.lambdas == whole.lambdas[:k] and cut.error == whole.error[:k] and cut.nonzeros == whole.nonzeros[:k]
+    assert cut.error_at(1.0) == whole.error_at(1.0) and cut.error_at(4.0) == whole.error_at(4.0)
+    assert cut.kept_index == whole.kept_index and np.array_equal(cut.weights, whole.weights)

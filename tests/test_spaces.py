@@ -59,6 +59,15 @@ TINY_XOR = {
     "paper": {"title": "A tiny XOR test", "citation": "Test et al. 2099", "url": "https://example.org/xor",
               "claim": "clean test accuracy", "metric": "eval_accuracy", "value": 0.987, "reproduced": "partly"},
 }
+# an operator (output: field): the explorer shows a test field beside the prediction
+TINY_FIELD = {
+    "id": "tiny-operator-darcy",
+    "architecture": "mgno",
+    "config": {"resolution": 16, "num_channels": 4, "num_layers": 2, "num_levels": 2,
+               "input_mean": 7.5, "input_std": 4.5, "output_scale": 0.006},
+    "data": {"name": "darcy_flow", "resolution": 16, "n_train": 8, "n_test": 4, "seed": 0},
+    "training": {"epochs": 2, "batch_size": 4, "optimizer": "adam", "lr": 2.0e-3, "seed": 0},
+}
 # a recipe that is never published: listed in the catalogue, never offered in the dropdown
 UNPUBLISHED = {**TINY_IMAGE, "id": "tiny-never-published"}
 
@@ -159,7 +168,7 @@ def servers(space_env):
         recipes = root / "recipes"
         recipes.mkdir()
         training = []
-        for recipe in (TINY_IMAGE, TINY_IMAGE_REPLICA, TINY_XOR):
+        for recipe in (TINY_IMAGE, TINY_IMAGE_REPLICA, TINY_XOR, TINY_FIELD):
             path = recipes / f"{recipe['id']}.yaml"
             # trained without the paper: block (whether train.py takes it is the recipes' business)
             path.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if k != "paper"}))
@@ -171,7 +180,7 @@ def servers(space_env):
             assert proc.returncode == 0, output[-3000:]
         from zoo.hub import publish
 
-        for recipe in (TINY_IMAGE, TINY_IMAGE_REPLICA, TINY_XOR):
+        for recipe in (TINY_IMAGE, TINY_IMAGE_REPLICA, TINY_XOR, TINY_FIELD):
             publish(recipes / f"{recipe['id']}.yaml", repo_dir=root / "repos" / recipe["id"],
                     output_dir=root / "out" / recipe["id"], cache_dir=env["HF_HUB_CACHE"])
         (recipes / f"{TINY_XOR['id']}.yaml").write_text(yaml.safe_dump(TINY_XOR))
@@ -560,6 +569,35 @@ def test_zoo_explorer_catalogue_paper_and_generic_panel(client_for, space_env):
     assert "takes 10 features, not 3" in message
     message = _app_error(client.predict, TINY_XOR["id"], "1 x 3", api_name="/predict")
     assert "'x' is not a number" in message
+
+
+def test_zoo_explorer_operator_shows_a_test_field(client_for, space_env):
+    """A field-output model gets the field panel: a test field's relative L2 error, as an
+    independent computation on the same test example gives it; a classifier is refused there."""
+    import re
+
+    import numpy as np
+    import torch
+    from transformers import AutoModel
+
+    import zoo
+
+    client = client_for("zoo-explorer")
+    client.predict(TINY_FIELD["id"], api_name="/show_model")
+    figure, text = client.predict(TINY_FIELD["id"], api_name="/sample_field")
+    assert figure is not None
+    index, error = re.fullmatch(r"Test field #(\d+): relative L2 error \*\*([0-9.]+)\*\* "
+                                r"\(the model's mean over its test set: ([0-9.]+)\)", text).groups()[:2]
+    params = {k: v for k, v in TINY_FIELD["data"].items() if k != "name"}
+    item = zoo.data.load("darcy_flow", split="test", **params)[int(index)]
+    model = AutoModel.from_pretrained(space_env["root"] / "out" / TINY_FIELD["id"]).eval()
+    with torch.no_grad():
+        predicted = model(pixel_values=item["pixel_values"][None]).logits[0].numpy()
+    target = item["labels"].numpy()
+    expected = np.linalg.norm(predicted - target) / np.linalg.norm(target)
+    assert float(error) == pytest.approx(expected, abs=1e-4)
+    message = _app_error(client.predict, TINY_XOR["id"], api_name="/sample_field")
+    assert "predicts classes, not a field" in message
 
 
 def test_zoo_explorer_bad_input_is_a_message(client_for):

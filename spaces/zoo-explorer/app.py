@@ -6,7 +6,9 @@ beside ours; choosing a published model shows its card, config, recipe, training
 (metrics.json's per-evaluation ``curves``, else its per-epoch ``history``) and our number
 beside the paper's (the recipe's ``paper:`` block); "Try it" follows from the architecture's
 input kind (``zooscope_spaces.explorer.input_kind``: image, sequence, tabular, grid), with the
-XOR-cluster plane and the modular-arithmetic pair as extras for those data sets; "Architecture"
+XOR-cluster plane and the modular-arithmetic pair as extras for those data sets, and a test
+field beside the model's prediction for the operators that output a field (the registry's
+``output: field``); "Architecture"
 shows the model's neural circuit diagram (zoo.diagram). Only published ids are offered.
 
 Run locally: ``python spaces/zoo-explorer/app.py`` (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
@@ -45,7 +47,7 @@ from zooscope_spaces import explorer  # noqa: E402
 HUB_ORG = "zooscope"
 GRID = 121  # decision-boundary grid per side
 PREVIEW_SIZE = 168  # pixels of the "what the model sees" picture
-WIDGETS = ("image", "plane", "pair", "example")  # panels; "example" is the sequence / tabular / grid one
+WIDGETS = ("image", "plane", "pair", "example", "field")  # panels; "example" is the sequence / tabular / grid one
 MAX_INPUT = 4096  # numbers typed into the generic input box
 
 
@@ -135,11 +137,17 @@ class Entry:
             self.task = arch.task_auto_class or "AutoModel"
             self.main_input = arch.model_class.main_input_name
             self.kind = explorer.architecture_kind(arch, self.config)
+            self.output = arch.output
         except UserError:
             self.description, self.task, self.main_input = "", "AutoModel", "input_features"
             self.kind = explorer.input_kind(self.config, self.main_input)
-        # the panel: the input kind's, with round 1's data-specific extras where they exist
-        self.widget = "image" if self.kind == "image" else widget_kind(self.main_input, self.data_name)
+            self.output = "classes"
+        # the panel: a field for field outputs, else the input kind's, with round 1's
+        # data-specific extras where they exist
+        if self.output == "field":
+            self.widget = "field"
+        else:
+            self.widget = "image" if self.kind == "image" else widget_kind(self.main_input, self.data_name)
 
     @property
     def model(self):
@@ -270,8 +278,8 @@ def show_model(name: str):
         plane, accuracy = decision_boundary(entry)
         plane_text = f"Test accuracy on the clean labels: **{accuracy:.4f}**"
     # the generic panel serves every non-image kind (next to the plane / pair extras)
-    visible = [gr.update(visible=(entry.widget == w) or (w == "example" and entry.kind != "image"))
-               for w in WIDGETS]
+    generic = entry.kind != "image" and entry.widget != "field"
+    visible = [gr.update(visible=(entry.widget == w) or (w == "example" and generic)) for w in WIDGETS]
     hint = INPUT_HINTS.get(entry.kind, "")
     return (summary, _card_body(entry.card), entry.config, training_curves(entry), entry.recipe_text,
             plane, plane_text, *visible, explorer.comparison_markdown(entry.paper_recipe(), entry.metrics),
@@ -480,6 +488,38 @@ def sample_example(repo_id: str):
 
 
 @gradio_errors
+@torch.no_grad()
+def sample_field(repo_id: str):
+    """A random test field of an operator model: its input, the true and the predicted output
+    field and their difference, with the relative L2 error ‖u_pred − u‖ / ‖u‖ (the per-example
+    quantity the zoo's operators train on and report as eval_loss)."""
+    entry = Entry(repo_id)
+    if entry.output != "field":
+        raise UserError(f"{entry.repo_id} predicts classes, not a field")
+    data = entry.test_split()
+    index = random.randrange(len(data))
+    item = data[index]
+    inputs, target = item[entry.main_input].float(), item["labels"].float()
+    predicted = entry.model(**{entry.main_input: inputs[None]}).logits[0].float()
+    error = float((predicted - target).norm() / target.norm().clamp_min(torch.finfo(torch.float32).tiny))
+    panels = [("input", inputs[0]), ("true output", target[0]), ("predicted", predicted[0]),
+              ("predicted − true", (predicted - target)[0])]
+    fig, axes = plt.subplots(1, 4, figsize=(11, 3))
+    for ax, (title, field) in zip(axes, panels):
+        image = ax.imshow(field.numpy(), cmap="RdBu_r" if "−" in title else "viridis", origin="lower")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle(f"{entry.repo_id}: test field #{index}, relative L2 error {error:.4f}", fontsize=10)
+    fig.tight_layout()
+    reported = (entry.metrics.get("final") or {}).get("eval_loss")
+    text = f"Test field #{index}: relative L2 error **{error:.4f}**"
+    if isinstance(reported, float):
+        text += f" (the model's mean over its test set: {reported:.4f})"
+    return fig, text
+
+
+@gradio_errors
 def predict_input(repo_id: str, text: str):
     """The model's prediction for the input typed in the box."""
     entry = Entry(repo_id)
@@ -556,6 +596,12 @@ def build_demo() -> gr.Blocks:
                     example_scores = gr.Label(num_top_classes=5, label="Prediction", elem_id="example-scores")
                     example_text = gr.Markdown(elem_id="example-text")
                     example_json = gr.JSON(label="Example", elem_id="example-json")
+                with gr.Group(visible=False) as field_group:
+                    gr.Markdown("A test field: the model's input, the true output field, the model's "
+                                "prediction and their difference.")
+                    field_button = gr.Button("Random test field", variant="primary", elem_id="field-sample")
+                    field_plot = gr.Plot(label="Fields", elem_id="field-plot")
+                    field_text = gr.Markdown(elem_id="field-text")
             with gr.Tab("Architecture"):
                 gr.Markdown("The neural circuit diagram, traced from one forward pass of the model "
                             "(`zoo diagram`): one wire per tensor axis, labelled with its size; grey wires are "
@@ -578,7 +624,7 @@ def build_demo() -> gr.Blocks:
                                      elem_id="catalogue")
 
         outputs = [summary, card, config, curves, recipe, plane_plot, plane_text,
-                   image_group, plane_group, pair_group, example_group, comparison, features]
+                   image_group, plane_group, pair_group, example_group, field_group, comparison, features]
         show.click(cleared_model, None, outputs, queue=False, api_name=False).then(
             show_model, [name], outputs, api_name="show_model").then(
             circuit_diagram, [name], [diagram], api_name="circuit_diagram")
@@ -590,6 +636,7 @@ def build_demo() -> gr.Blocks:
         classify_uploaded.click(classify_upload, [name, upload], [scores, preview], api_name="classify_image")
         sample.click(sample_image, [name], [upload, sample_text], api_name="sample_image")
         pair_button.click(predict_pair, [name, a, b], [pair_scores, pair_text], api_name="predict_pair")
+        field_button.click(sample_field, [name], [field_plot, field_text], api_name="sample_field")
         example_button.click(sample_example, [name], [example_scores, example_text, example_json, features],
                              api_name="sample_example")
         demo.load(catalogue_rows, None, [table], api_name="catalogue")

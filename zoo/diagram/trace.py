@@ -80,7 +80,7 @@ def _call_site() -> tuple[str, int]:
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
-        if f"{'/'}torch{'/'}" not in name and not name.endswith(("zoo/diagram/trace.py", "contextlib.py")):
+        if "/torch/" not in name and not name.endswith(("zoo/diagram/trace.py", "contextlib.py")):
             return name, frame.f_lineno
         frame = frame.f_back
     return "", 0
@@ -89,11 +89,8 @@ def _call_site() -> tuple[str, int]:
 def _tensors(value) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
-    if isinstance(value, dict) or hasattr(value, "values") and not isinstance(value, torch.Tensor):
-        try:
-            return [t for v in value.values() for t in _tensors(v)]
-        except TypeError:
-            return []
+    if isinstance(value, dict):  # ModelOutput is one too
+        return [t for v in value.values() for t in _tensors(v)]
     if isinstance(value, (list, tuple)):
         return [t for v in value for t in _tensors(v)]
     return []
@@ -101,7 +98,7 @@ def _tensors(value) -> list[torch.Tensor]:
 
 def _function_name(func) -> str:
     name = getattr(func, "__name__", None) or str(func)
-    return name.removeprefix("_")  if name.startswith("_") and not name.startswith("__") else name
+    return name if name.startswith("__") else name.removeprefix("_")  # a private alias reads as its public name
 
 
 class _Recorder(TorchFunctionMode):
