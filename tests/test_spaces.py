@@ -578,7 +578,7 @@ def test_zoo_explorer_operator_shows_a_test_field(client_for, space_env):
 
     import numpy as np
     import torch
-    from transformers import AutoModel
+    from transformers import AutoModelForImageToImage
 
     import zoo
 
@@ -590,7 +590,7 @@ def test_zoo_explorer_operator_shows_a_test_field(client_for, space_env):
                                 r"\(the model's mean over its test set: ([0-9.]+)\)", text).groups()[:2]
     params = {k: v for k, v in TINY_FIELD["data"].items() if k != "name"}
     item = zoo.data.load("darcy_flow", split="test", **params)[int(index)]
-    model = AutoModel.from_pretrained(space_env["root"] / "out" / TINY_FIELD["id"]).eval()
+    model = AutoModelForImageToImage.from_pretrained(space_env["root"] / "out" / TINY_FIELD["id"]).eval()
     with torch.no_grad():
         predicted = model(pixel_values=item["pixel_values"][None]).logits[0].numpy()
     target = item["labels"].numpy()
