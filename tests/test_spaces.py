@@ -966,7 +966,7 @@ def test_browser_zoo_explorer(browser, servers, tmp_path):
     options = page.locator("ul[role=listbox] li")
     options.first.wait_for()
     offered = sorted(o.replace("✓", "").strip() for o in options.all_inner_texts())
-    assert offered == sorted([TINY_IMAGE["id"], TINY_IMAGE_REPLICA["id"], TINY_XOR["id"]]), offered
+    assert offered == sorted([TINY_IMAGE["id"], TINY_IMAGE_REPLICA["id"], TINY_XOR["id"], TINY_FIELD["id"]]), offered
     box.press("Escape")
     page.get_by_role("tab", name="The zoo").click()
     page.locator("#catalogue").filter(has_text=UNPUBLISHED["id"]).wait_for()

@@ -71,19 +71,33 @@ def run_cell(mode: str, seed: int, args, splits) -> dict:
             loss = model(train["input_ids"][idx], labels=train["labels"][idx]).loss
             optimizer.zero_grad()
             loss.backward()
+            if args.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
         train_seconds += time.perf_counter() - start
         history.append({"epoch": epoch, "validation": metrics(model, splits["validation"]), "test": metrics(model, splits["test"])})
     best = max(history, key=lambda h: h["validation"]["auc"])
     return {"model": mode, "seed": seed, "config": config, "epochs": args.epochs, "batch_size": args.batch_size,
-            "lr": args.lr, "parameters": sum(p.numel() for p in model.parameters()),
+            "lr": args.lr, "max_grad_norm": args.max_grad_norm, "parameters": sum(p.numel() for p in model.parameters()),
             "train_examples_per_second": n * args.epochs / train_seconds, "best_epoch": best["epoch"],
             "test_auc": best["test"]["auc"], "test_logloss": best["test"]["logloss"],
             "validation_auc": best["validation"]["auc"], "history": history}
 
 
 def aggregate() -> dict:
+    """summary.json: the cells trained without clipping at its top level, and those trained with
+    the gradient norm clipped at G under "clip<G>" (same keys)."""
     cells = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*_seed*.json"))]
+    summary = summarise([c for c in cells if c.get("max_grad_norm") is None])
+    for clip in sorted({c["max_grad_norm"] for c in cells if c.get("max_grad_norm") is not None}):
+        summary[f"clip{clip:g}"] = {"max_grad_norm": clip,
+                                     **summarise([c for c in cells if c.get("max_grad_norm") == clip])}
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(cells, summary)
+    return summary
+
+
+def summarise(cells: list[dict]) -> dict:
     summary = {}
     for mode in MODELS:
         mine = [c for c in cells if c["model"] == mode]
@@ -101,22 +115,34 @@ def aggregate() -> dict:
         for base in ("mlp", "dualmlp"):
             if base in summary:
                 summary[f"finalmlp_minus_{base}_auc"] = summary["finalmlp"]["test_auc_mean"] - summary[base]["test_auc_mean"]
-    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def plot(cells: list[dict], summary: dict) -> None:
+    """Test AUC per model, each seed and the mean ± std; clipped runs beside the unclipped."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     FIGURES.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(4.5, 3))
-    for i, mode in enumerate(m for m in MODELS if m in summary):
-        values = [c["test_auc"] for c in cells if c["model"] == mode]
-        ax.scatter([i] * len(values), values, alpha=0.6)
-        ax.errorbar(i + 0.15, summary[mode]["test_auc_mean"], yerr=summary[mode]["test_auc_std"], fmt="o", color="k")
-    ax.set_xticks(range(len([m for m in MODELS if m in summary])), [m for m in MODELS if m in summary])
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    modes = [m for m in MODELS if m in summary]
+    groups = [(None, summary, "no clipping", "o")] + [
+        (value["max_grad_norm"], value, f"gradient norm clipped at {value['max_grad_norm']:g}", "s")
+        for key, value in summary.items() if key.startswith("clip")]
+    for g, (clip, part, label, marker) in enumerate(groups):
+        for i, mode in enumerate(modes):
+            if mode not in part:
+                continue
+            x = i + 0.35 * g
+            values = [c["test_auc"] for c in cells if c["model"] == mode and c.get("max_grad_norm") == clip]
+            ax.scatter([x] * len(values), values, alpha=0.5, marker=marker, color=f"C{g}", label=label if i == 0 else None)
+            ax.errorbar(x + 0.1, part[mode]["test_auc_mean"], yerr=part[mode]["test_auc_std"], fmt=marker, color="k")
+    ax.set_xticks([i + 0.175 * (len(groups) - 1) for i in range(len(modes))], modes)
     ax.set_ylabel("test AUC (movielens_100k)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(FIGURES / "auc.png", dpi=120)
-    return summary
 
 
 def main(argv=None) -> int:
@@ -127,6 +153,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--width", type=int, default=128, help="stream 1 width (3 layers); stream 2 and gates: 2× / 1×")
+    parser.add_argument("--max-grad-norm", type=float, default=None,
+                        help="clip the gradient norm (FuxiCTR, the paper's library, clips at 10); its cells are kept apart")
     parser.add_argument("--aggregate", action="store_true", help="only write summary.json and the figure")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -134,7 +162,8 @@ def main(argv=None) -> int:
         splits = {s: d[:] for s, d in data.load("movielens_100k").items()}
         cells = [(m, s) for s in args.seeds for m in args.models]
         for mode, seed in tqdm(cells, desc="cells"):
-            path = RESULTS / f"{mode}_w{args.width}_seed{seed}.json"
+            clip = "" if args.max_grad_norm is None else f"_clip{args.max_grad_norm:g}"
+            path = RESULTS / f"{mode}_w{args.width}{clip}_seed{seed}.json"
             if path.exists():
                 continue
             result = run_cell(mode, seed, args, splits)
