@@ -116,16 +116,23 @@ def memory_held(model, trainer) -> list[float]:
 # written by then; only a process that crashed or hung keeps the others waiting).
 LEAVE_TIMEOUT_S = 300.0
 
+# Set by train.py's main(): its processes end with os._exit right after the run, so the process
+# group is left to the operating system instead of torch's teardown (see leave_together).
+EXIT_AFTER_RUN = False
+
 
 def leave_together(accelerator, timeout_s: float = LEAVE_TIMEOUT_S) -> None:
     """The end of a multi-process run: every process waits, through the rendezvous store, until
-    every other one has left its last collective, and only then tears the process group down.
+    every other one has left its last collective; then the process group is torn down, or, for
+    train.py's processes (``EXIT_AFTER_RUN``), left to the process's exit.
 
-    Why a barrier is not enough: a process that returns from a gloo barrier first may tear its
-    group down (`end_training` → `destroy_process_group`) while its last message to a peer is
-    still unsent; the peer then waits in that barrier until gloo's 30-minute timeout
-    (pytorch/pytorch#75097; here about one two-process run in forty). A key in the store
-    (hosted by torchrun's agent, which outlives the workers) cannot be lost that way.
+    Why: torch's gloo teardown can hang. Here about one two-process run in forty never exited
+    after writing its outputs (pytorch/pytorch#75097), in CI too. A barrier does not guard it:
+    the first process out of a barrier may tear its group down while its last message to a
+    peer is unsent, and the hang was seen after this store handshake as well, so inside the
+    teardown. A key in the store (hosted by torchrun's agent, which outlives the workers)
+    cannot be lost like a message; once every process has set its key, none needs the group,
+    and train.py ends with os._exit (zoo.training.loop.main) without tearing it down.
     """
     import datetime
 
@@ -144,4 +151,6 @@ def leave_together(accelerator, timeout_s: float = LEAVE_TIMEOUT_S) -> None:
             missing = [rank for rank, key in enumerate(keys) if not store.check([key])]
             raise RuntimeError(f"process {accelerator.process_index}: processes {missing} did not finish the run "
                                f"within {timeout_s:.0f} s of this one") from error
+        if EXIT_AFTER_RUN:
+            return
     accelerator.end_training()

@@ -22,6 +22,7 @@ import sys
 import torch
 
 from ..errors import UserError
+from . import launching
 from .base import TrainOutcome, register_trainer
 from .run import (CHECKPOINT_PREFIX, TensorBatches, TrainingRun, TrainResult, _latest_checkpoint, _save_final,  # noqa: F401
                   _write_json_atomic, evaluate, model_input_columns, train, whole_batch)
@@ -112,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)  # options may come before or after the overrides
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    launching.EXIT_AFTER_RUN = several
     try:
         result = train(args.recipe, args.overrides, resume=args.resume, output_dir=args.output_dir, overwrite=args.overwrite)
     except UserError as error:
@@ -121,4 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     final = result.metrics.get("final")
     if final and int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in final.items()}))
+    if several:
+        # Every process has written what it writes and left the group (launching.leave_together):
+        # end here, before torch's gloo teardown, which can hang (pytorch/pytorch#75097).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
