@@ -445,23 +445,18 @@ def test_sparse_products_leave_the_lasso_path_unchanged(monkeypatch):
     (errors, non-zeros, kept weights) equals the all-dense computation to float rounding."""
     import analysis.convergent.sparse as sp
 
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((400, 40))
-    b = a[:, :30] @ (rng.standard_normal((30, 25)) * (rng.random((30, 25)) < 0.1)) + 0.3 * rng.standard_normal((400, 25))
-    z = np.concatenate([a, b], 1)
-    z = (z - z.mean(0)) / z.std(0)
-    c = z.T @ z / len(z)
-    fast = sp.sparse_prediction(c[:40, :40], c[:40, 40:], solver="dense")
+    c_aa, c_ab = _lasso_problems()["mixture"]
+    fast = sp.sparse_prediction(c_aa, c_ab, solver="dense")
     monkeypatch.setattr(sp, "SPARSE_PRODUCT_DENSITY", 0.0)  # never sparse
-    dense = sp.sparse_prediction(c[:40, :40], c[:40, 40:], solver="dense")
+    dense = sp.sparse_prediction(c_aa, c_ab, solver="dense")
     assert fast.iterations == dense.iterations and fast.kept_index == dense.kept_index
     np.testing.assert_allclose(fast.error, dense.error, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fast.weights, dense.weights, rtol=0, atol=1e-12)
     assert min(fast.nonzeros) < 0.1 * 40  # the sparse branch was taken on part of the path
     # the per-column prediction error against its definition, 1 - 2 wᵀc + wᵀ C w
     w = fast.weights
-    direct = [1 - 2 * w[:, j] @ c[:40, 40 + j] + w[:, j] @ c[:40, :40] @ w[:, j] for j in range(25)]
-    np.testing.assert_allclose(sp._prediction_error(c[:40, :40], c[:40, 40:], w), direct, atol=1e-12)
+    direct = [1 - 2 * w[:, j] @ c_ab[:, j] + w[:, j] @ c_aa @ w[:, j] for j in range(25)]
+    np.testing.assert_allclose(sp._prediction_error(c_aa, c_ab, w), direct, atol=1e-12)
 
 
 def _lasso_problems():
