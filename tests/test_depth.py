@@ -275,7 +275,7 @@ def test_cli_writes_the_report(tmp_path, capsys, offline):
     assert cli_main(["depth", "--model", folder, "--out", str(out)]) == 2
 
 
-@pytest.mark.parametrize("case", ["unknown", "missing", "non-decoder", "unsupported", "bad-option"])
+@pytest.mark.parametrize("case", ["unknown", "missing", "non-decoder", "unsupported", "bad-option", "bad-lens-sample"])
 def test_cli_user_errors(case, tmp_path, capsys, offline):
     import transformers
 
@@ -297,11 +297,15 @@ def test_cli_user_errors(case, tmp_path, capsys, offline):
 
         make_tokenizer().save_pretrained(tmp_path / "opt")
         model, expected = str(tmp_path / "opt"), "unsupported model family 'opt'"
+    elif case == "bad-lens-sample":
+        model, expected = save_tiny(str(tmp_path / "tiny")), "--lens-sample takes a share of the tokens in (0, 1]"
     else:
         model, expected = save_tiny(str(tmp_path / "tiny")), "--num-prompts must be at least 1"
     args = ["depth", "--model", model, "--out", str(out), "--quiet"]
     if case == "bad-option":
         args += ["--num-prompts", "0"]
+    if case == "bad-lens-sample":
+        args += ["--lens-sample", "1.5"]
     capsys.readouterr()  # drop what the setup printed
     code = cli_main(args)
     error = capsys.readouterr().err

@@ -48,6 +48,49 @@ def test_chunked_lens_equals_the_direct_computation(family):
     assert max(lens.kl[:-1]) > 1e-4  # not trivially zero
 
 
+def test_sampled_lens_is_unbiased_and_its_intervals_cover_the_exact_lens():
+    """The stratified estimate from half of each batch's tokens, over 20 draws: its mean is the
+    exact lens (unbiased) and its ±1.96 SE intervals cover the exact value about 95 % of the time;
+    the exact lens (sample = 1) has standard error 0."""
+    import numpy as np
+
+    adapter = DecoderAdapter(make_tiny("llama"))
+    prompts = random_prompts((24, 17, 30, 21, 26))
+    exact = depth.logit_lens(adapter, prompts, batch_size=2, progress=False)
+    assert exact.exact and exact.kl_se == [0.0] * 4 and exact.sampled_tokens == exact.num_tokens
+    draws = [depth.logit_lens(adapter, prompts, batch_size=2, sample=0.5, seed=seed, progress=False)
+             for seed in range(20)]
+    # each batch keeps round(share x its measured tokens): batches of 39, 49 and 25 measured tokens
+    assert all(d.sampled_tokens == 20 + 24 + 12 and d.num_tokens == exact.num_tokens and not d.exact for d in draws)
+    for field in ("kl", "topk_overlap"):
+        values = np.array([getattr(d, field)[:-1] for d in draws])  # h_L is the output: no spread
+        se = np.array([getattr(d, field + "_se")[:-1] for d in draws])
+        truth = np.array(getattr(exact, field)[:-1])
+        assert (se > 0).all()
+        covered = np.abs(values - truth) <= 1.96 * se
+        assert covered.mean() >= 0.8, (field, covered.mean())
+        # unbiased: the mean of 20 draws within 3 of its standard errors (SE / sqrt(20))
+        assert (np.abs(values.mean(0) - truth) <= 3 * se.mean(0) / np.sqrt(20)).all(), field
+    with pytest.raises(ValueError, match="sample"):
+        depth.logit_lens(adapter, prompts, sample=0, progress=False)
+
+
+def test_auto_lens_sample_keeps_the_lens_within_two_forwards():
+    """Exact where the head on L+1 streams is cheap (the tiny model); on a SmolLM2-shaped model the
+    share whose head FLOPs are half a forward, so the estimated lens is 1.5 forwards."""
+    from analysis.depth.resources import LENS_HEAD_SHARE, auto_lens_sample, estimate_flops
+
+    assert auto_lens_sample(DecoderAdapter(make_tiny("llama")), 24) == 1.0
+    adapter = _smollm2_shaped()
+    share = auto_lens_sample(adapter, 256)
+    per_token_head = 2 * 49152 * 576
+    forward = estimate_flops(adapter, num_prompts=1, max_tokens=256, analyses=["contributions"])["contributions"]
+    assert share == pytest.approx(LENS_HEAD_SHARE * forward / (31 * 256 * per_token_head))
+    assert 0.05 < share < 0.1
+    est = estimate_flops(adapter, num_prompts=1, max_tokens=256, analyses=["lens"], lens_sample=share)
+    assert est["lens"] / forward == pytest.approx(1 + LENS_HEAD_SHARE, rel=1e-6)
+
+
 # --- the cost estimate behind the defaults ----------------------------------------------------
 
 
@@ -85,17 +128,21 @@ def _smollm2_shaped():
 
 def test_cli_defaults_take_about_a_minute_for_a_135m_model_on_a_laptop():
     from analysis.depth import cli
-    from analysis.depth.resources import LAPTOP_FLOPS, estimate_flops
+    from analysis.depth.resources import LAPTOP_FLOPS, auto_lens_sample, estimate_flops
 
     adapter = _smollm2_shaped()
     per_token_forward = 2 * (30 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536) + 49152 * 576)
     analyses = cli.DEFAULT_ANALYSES.split(",")
+    share = auto_lens_sample(adapter, cli.DEFAULT_MAX_TOKENS)  # what the CLI's --lens-sample auto picks
     est = estimate_flops(adapter, num_prompts=cli.DEFAULT_NUM_PROMPTS, max_tokens=cli.DEFAULT_MAX_TOKENS,
-                         analyses=analyses)
+                         analyses=analyses, lens_sample=share)
+    exact = estimate_flops(adapter, num_prompts=cli.DEFAULT_NUM_PROMPTS, max_tokens=cli.DEFAULT_MAX_TOKENS,
+                           analyses=analyses)
     tokens = cli.DEFAULT_NUM_PROMPTS * cli.DEFAULT_MAX_TOKENS
     # independent count of the matrix products: the forward, plus the lens' 31 head products per token
     assert est["contributions"] == pytest.approx(tokens * per_token_forward, rel=0.1)
-    assert est["lens"] - est["contributions"] == 31 * 2 * tokens * 49152 * 576
+    assert exact["lens"] - exact["contributions"] == 31 * 2 * tokens * 49152 * 576
+    assert est["lens"] - est["contributions"] == pytest.approx(share * 31 * 2 * tokens * 49152 * 576, rel=1e-9)
     assert "skip" not in est and "map" not in est  # opt-in / needs --compare
     assert est["total"] / LAPTOP_FLOPS <= 60
     # the skip test would not fit: that is why it is opt-in
@@ -125,6 +172,29 @@ def test_cli_prints_the_estimate_and_says_what_did_not_run(tmp_path, capsys, mon
     # the tiny model's defaults, bounded through the estimate (not a wall-clock race)
     assert report["estimate"]["flops"]["total"] / LAPTOP_FLOPS < 0.1
     assert set(report["estimate"]["flops"]) == {"contributions", "lens", "total"}
+
+
+def test_cli_sampled_lens_says_so_in_the_report_and_the_figure(tmp_path, figures, monkeypatch):
+    import json
+
+    from analysis.cli import main as cli_main
+
+    from .analysis_fixtures import save_tiny
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = save_tiny(str(tmp_path / "tiny"), "llama")
+    out = tmp_path / "out"
+    assert cli_main(["depth", "--model", folder, "--out", str(out), "--max-tokens", "32", "--num-prompts", "4",
+                     "--analyses", "lens", "--lens-sample", "0.25", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    lens = report["lens"]
+    assert report["settings"]["lens_sample"] == 0.25 and lens["sample"] == 0.25
+    assert lens["sampled_tokens"] == round(0.25 * lens["num_tokens"]) and min(lens["kl_se"][:-1]) > 0
+    text = (out / "report.md").read_text()
+    assert f"estimated from a random {lens['sampled_tokens']} of the {lens['num_tokens']} tokens" in text
+    assert "| h_l | KL | ± | top-k overlap | ± |" in text
+    title = figures["logit_lens.png"]._suptitle.get_text()
+    assert f"{lens['sampled_tokens']} of {lens['num_tokens']} tokens sampled, 95 % intervals" in title
 
 
 # --- speed with its spread (drop) -------------------------------------------------------------

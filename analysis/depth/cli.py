@@ -1,6 +1,7 @@
 """``zoo-analysis depth``: the depth probes of one model (and the linear maps to a second one)."""
 from __future__ import annotations
 
+import math
 import os
 
 from .. import runner
@@ -37,6 +38,18 @@ def _analyses_arg(text: str) -> list[str]:
     return analyses
 
 
+def _lens_sample_arg(text: str) -> str | float:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise AnalysisError(f"--lens-sample takes a share of the tokens in (0, 1] or 'auto', not {text!r}")
+    return value
+
+
 def _validate(args) -> None:
     # everything cheap, before loading anything or touching --out
     runner.check_at_least(args, "num_prompts", "max_tokens", "batch_size", "skip_positions")
@@ -45,6 +58,7 @@ def _validate(args) -> None:
     runner.check_at_least(args, "map_tokens")
     _positions_arg(args.exclude_positions)
     _analyses_arg(args.analyses)
+    _lens_sample_arg(args.lens_sample)
     runner.check_token_inputs(args, "prompts")
     if args.prompts and not os.path.isfile(args.prompts) and args.prompts.endswith((".txt", ".md")):
         raise AnalysisError(f"prompt file not found: {args.prompts}")
@@ -53,7 +67,7 @@ def _validate(args) -> None:
 def _run(args, run: runner.Run) -> int:
     from ..models import DecoderAdapter
     from .report import run_depth
-    from .resources import check_max_tokens, estimate_memory
+    from .resources import auto_lens_sample, check_max_tokens, estimate_memory
 
     exclude = _positions_arg(args.exclude_positions)
     analyses = _analyses_arg(args.analyses)
@@ -81,7 +95,10 @@ def _run(args, run: runner.Run) -> int:
         worst, "--max-tokens or --batch-size")
     runner.check_memory(estimate["peak"], what=f"depth probes of {args.model} ({worst})", lower=lower,
                         device=adapter.device)
-    cost = _print_estimate(args, adapter, analyses, max_tokens, compare,
+    lens_sample = _lens_sample_arg(args.lens_sample)
+    if lens_sample == "auto":
+        lens_sample = auto_lens_sample(adapter, max_tokens)
+    cost = _print_estimate(args, adapter, analyses, max_tokens, compare, lens_sample,
                            num_prompts=len(blocks) if blocks is not None else args.num_prompts)
     report = run_depth(
         adapter, loaded.tokenizer, name=args.model, compare=compare, compare_tokenizer=compare_tok,
@@ -89,7 +106,7 @@ def _run(args, run: runner.Run) -> int:
         max_tokens=max_tokens, batch_size=args.batch_size, exclude_positions=exclude,
         analyses=analyses, skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
         skip_mode=args.skip_mode, skip_max_tokens=args.skip_max_tokens, map_tokens=args.map_tokens,
-        progress=run.progress, tokens=blocks, inputs=inputs, add_special_tokens=args.add_special_tokens,
+        lens_sample=lens_sample, progress=run.progress, tokens=blocks, inputs=inputs, add_special_tokens=args.add_special_tokens,
     )
     report.estimate = cost
     with run.staging() as folder:
@@ -98,7 +115,7 @@ def _run(args, run: runner.Run) -> int:
     return 0
 
 
-def _print_estimate(args, adapter, analyses, max_tokens, compare, num_prompts: int) -> dict:
+def _print_estimate(args, adapter, analyses, max_tokens, compare, lens_sample: float, num_prompts: int) -> dict:
     """The FLOPs of each analysis and the seconds they should take at this machine's rate (timed on
     one forward), printed before anything costly runs; returned for report.json."""
     import sys
@@ -107,7 +124,8 @@ def _print_estimate(args, adapter, analyses, max_tokens, compare, num_prompts: i
 
     flops = estimate_flops(adapter, num_prompts=num_prompts, max_tokens=max_tokens, analyses=analyses,
                            skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
-                           skip_max_tokens=args.skip_max_tokens, map_tokens=args.map_tokens, compare=compare)
+                           skip_max_tokens=args.skip_max_tokens, map_tokens=args.map_tokens, compare=compare,
+                           lens_sample=lens_sample)
     rate = measure_rate(adapter, min(max_tokens, 128))
     line = format_estimate(flops, rate, rate_from="timed on one forward here")
     if "skip" not in analyses:
@@ -115,6 +133,10 @@ def _print_estimate(args, adapter, analyses, max_tokens, compare, num_prompts: i
                               skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
                               skip_max_tokens=args.skip_max_tokens)["skip"]
         line += f" (the skip test, opt-in with --analyses ...,skip: ~{skip / rate:.0f} s)"
+    if "lens" in analyses and lens_sample < 1:
+        exact = estimate_flops(adapter, num_prompts=num_prompts, max_tokens=max_tokens, analyses=["lens"])["lens"]
+        line += (f"; the lens runs on {100 * lens_sample:.1f} % of the tokens, with standard errors "
+                 f"(--lens-sample 1 for the exact lens: ~{exact / rate:.0f} s)")
     if not args.quiet:
         print(line, file=sys.stderr, flush=True)
     return {"flops": flops, "flops_per_s": rate, "seconds": {k: v / rate for k, v in flops.items()}}
@@ -144,4 +166,8 @@ def add_cli(subparsers) -> None:
                         help="from: skip positions >= t; future: skip positions < t and measure >= t (the reference's test)")
     parser.add_argument("--skip-max-tokens", type=int, default=None, help="cut prompts to this length for the skip test")
     parser.add_argument("--map-tokens", type=int, default=4096, help="tokens for the linear maps")
+    parser.add_argument("--lens-sample", default="auto",
+                        help="share of the tokens the logit lens evaluates the head on, in (0, 1], or 'auto' "
+                             "(default: 1 when the exact lens costs at most 2 forwards, else sized to about "
+                             "that; a sampled lens reports standard errors)")
     runner.add_token_inputs(parser, text_option="--prompts")

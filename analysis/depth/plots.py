@@ -201,14 +201,19 @@ def plot_report(report, out_dir: str) -> list[str]:
     if lens is not None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3))
         idx = np.arange(len(lens.kl))
-        axes[0].plot(idx, lens.kl, "o-", ms=3)
+        # a sampled lens draws its 95 % intervals (an exact one has none to draw)
+        kl_err = None if lens.exact else 1.96 * np.asarray(lens.kl_se)
+        overlap_err = None if lens.exact else 1.96 * np.asarray(lens.topk_overlap_se)
+        axes[0].errorbar(idx, lens.kl, yerr=kl_err, fmt="o-", ms=3, capsize=2)
         axes[0].set_xlabel("Residual stream h_l")
         axes[0].set_ylabel("KL(final ‖ lens) [nats]")
-        axes[1].plot(idx, lens.topk_overlap, "o-", ms=3, color="C1")
+        axes[1].errorbar(idx, lens.topk_overlap, yerr=overlap_err, fmt="o-", ms=3, color="C1", capsize=2)
         axes[1].set_xlabel("Residual stream h_l")
         axes[1].set_ylabel(f"Top-{lens.k} overlap")
         axes[1].set_ylim(0, 1.02)
-        fig.suptitle(f"{title}: logit lens", fontsize=9)
+        what = (f"exact, {lens.num_tokens} tokens" if lens.exact else
+                f"{lens.sampled_tokens} of {lens.num_tokens} tokens sampled, 95 % intervals")
+        fig.suptitle(f"{title}: logit lens ({what})", fontsize=9)
         _finish(fig, out_dir, "logit_lens.png", written)
 
     m = report.linear_map

@@ -177,11 +177,22 @@ class DepthReport:
             lines.append("")
         if self.lens is not None:
             lens = self.lens
-            lines += ["## Logit lens", "",
-                      f"KL(final ‖ lens) in nats and top-{lens.k} overlap, {lens.num_tokens} tokens.", "",
-                      *figure("logit_lens.png"),
-                      "| h_l | KL | top-k overlap |", "|---|---|---|"]
-            lines += [f"| {l} | {lens.kl[l]:.3f} | {lens.topk_overlap[l]:.3f} |" for l in range(len(lens.kl))]
+            if lens.exact:
+                lines += ["## Logit lens", "",
+                          f"KL(final ‖ lens) in nats and top-{lens.k} overlap, {lens.num_tokens} tokens (exact).", "",
+                          *figure("logit_lens.png"),
+                          "| h_l | KL | top-k overlap |", "|---|---|---|"]
+                lines += [f"| {l} | {lens.kl[l]:.3f} | {lens.topk_overlap[l]:.3f} |" for l in range(len(lens.kl))]
+            else:
+                lines += ["## Logit lens", "",
+                          f"KL(final ‖ lens) in nats and top-{lens.k} overlap, estimated from a random "
+                          f"{lens.sampled_tokens} of the {lens.num_tokens} tokens ({100 * lens.sample:.1f} % of each "
+                          "batch, to keep the lens within ~2 forwards; `--lens-sample 1` for the exact lens), "
+                          "± one standard error.", "",
+                          *figure("logit_lens.png"),
+                          "| h_l | KL | ± | top-k overlap | ± |", "|---|---|---|---|---|"]
+                lines += [f"| {l} | {lens.kl[l]:.3f} | {lens.kl_se[l]:.3f} | {lens.topk_overlap[l]:.3f} | "
+                          f"{lens.topk_overlap_se[l]:.3f} |" for l in range(len(lens.kl))]
             lines.append("")
         if self.linear_map is not None:
             m = self.linear_map
@@ -242,6 +253,7 @@ def run_depth(
     skip_mode: str = "from",
     skip_max_tokens: int | None = None,
     map_tokens: int = 4096,
+    lens_sample: float = 1.0,
     progress: bool = True,
     tokens: Sequence[torch.Tensor] | None = None,
     inputs: dict | None = None,
@@ -250,7 +262,9 @@ def run_depth(
     """Run the chosen analyses on one model (and the linear map to ``compare``).
 
     ``tokens``: exact token blocks (1-D id tensors) instead of ``prompts`` (``inputs`` then says
-    where they came from); either way report.json records the ids' sha256."""
+    where they came from); either way report.json records the ids' sha256. ``lens_sample`` < 1
+    evaluates the logit lens on that share of the tokens (with standard errors; the CLI sizes it
+    with :func:`analysis.depth.resources.auto_lens_sample`)."""
     adapter = as_adapter(model)
     analyses = list(analyses)
     unknown = set(analyses) - set(ANALYSES)
@@ -284,8 +298,9 @@ def run_depth(
         report.timings["contributions"] = time.perf_counter() - start
     if "lens" in analyses:
         start = time.perf_counter()
-        report.lens = logit_lens(adapter, tokens, batch_size=min(batch_size, 4),
+        report.lens = logit_lens(adapter, tokens, batch_size=min(batch_size, 4), sample=lens_sample,
                                  exclude_positions=exclude_positions, pad_id=pad, progress=progress)
+        settings["lens_sample"] = lens_sample
         report.timings["lens"] = time.perf_counter() - start
     if "skip" in analyses:
         start = time.perf_counter()

@@ -8,7 +8,8 @@ from typing import Iterable
 from ..models import DecoderAdapter
 from ..runner import check_max_tokens, max_positions
 
-__all__ = ["max_positions", "check_max_tokens", "estimate_memory", "estimate_flops", "format_estimate", "measure_rate", "LAPTOP_FLOPS"]
+__all__ = ["max_positions", "check_max_tokens", "estimate_memory", "estimate_flops", "format_estimate", "measure_rate", "LAPTOP_FLOPS",
+           "auto_lens_sample", "LENS_BUDGET", "LENS_HEAD_SHARE"]
 
 
 def _sizes(adapter: DecoderAdapter) -> dict:
@@ -119,13 +120,15 @@ def _forward_flops(adapter: DecoderAdapter, sequences: int, length: int) -> int:
 def estimate_flops(adapter: DecoderAdapter, *, num_prompts: int, max_tokens: int,
                    analyses: Iterable[str] = ("contributions", "lens"), skip_prompts: int | None = None,
                    skip_positions: int = 4, skip_max_tokens: int | None = None, skip_kinds: int = 3,
-                   map_tokens: int = 4096, compare: DecoderAdapter | None = None) -> dict[str, int]:
+                   map_tokens: int = 4096, compare: DecoderAdapter | None = None,
+                   lens_sample: float = 1.0) -> dict[str, int]:
     """FLOPs each analysis of :func:`run_depth` will do, from the model's weight shapes and the
     settings alone (nothing runs), with ``"total"``; the matrix products only, which dominate.
 
     * contributions: one forward over the prompts;
     * lens: one forward plus the head on every h_0..h_L ((L+1) LM-head products per token: on a
-      49k-vocabulary 135M model that is ~6x the forward itself, a floor for any exact lens);
+      49k-vocabulary 135M model that is ~6x the forward itself, a floor for any exact lens), on
+      the ``lens_sample`` share of the tokens;
     * skip: per prompt a clean forward, then every (kind, position) variant started at layer l is
       carried through layers l..L-1 (sublayer variants compute layer l; a skipped layer does not),
       and the head on the measured positions (about half) of every variant;
@@ -137,7 +140,8 @@ def estimate_flops(adapter: DecoderAdapter, *, num_prompts: int, max_tokens: int
     if "contributions" in analyses:
         costs["contributions"] = _forward_flops(adapter, num_prompts, T)
     if "lens" in analyses:
-        costs["lens"] = _forward_flops(adapter, num_prompts, T) + (L + 1) * _head_flops(adapter, num_prompts * T)
+        head = (L + 1) * _head_flops(adapter, num_prompts * T)
+        costs["lens"] = _forward_flops(adapter, num_prompts, T) + int(round(lens_sample * head))
     if "skip" in analyses:
         prompts = min(skip_prompts or num_prompts, num_prompts)
         Ts = min(skip_max_tokens or T, T)
@@ -157,6 +161,25 @@ def estimate_flops(adapter: DecoderAdapter, *, num_prompts: int, max_tokens: int
         costs["map"] = _forward_flops(adapter, sequences, T) + _forward_flops(compare, sequences, T) + ridge
     costs["total"] = sum(costs.values())
     return costs
+
+
+#: what the lens may cost, in bare forwards over the same tokens (issue 20's goal)
+LENS_BUDGET = 2.0
+#: the head's FLOPs a sampled lens is sized to, as a share of one forward's: the per-chunk
+#: logsumexp, top-k and dot products add ~0.7x the head's matmul time on a CPU
+#: (benchmarks/bench_depth_lens.py), so this keeps the whole lens under LENS_BUDGET
+LENS_HEAD_SHARE = 0.5
+
+
+def auto_lens_sample(adapter: DecoderAdapter, max_tokens: int) -> float:
+    """The share of tokens the CLI's lens evaluates the head on: 1 (the exact lens) when the head on
+    all L+1 residual streams costs at most ``LENS_BUDGET - 1`` forwards, else the share whose head
+    FLOPs are ``LENS_HEAD_SHARE`` of a forward (SmolLM2-135M: 8 %)."""
+    forward = _forward_flops(adapter, 1, max_tokens)
+    head = (adapter.num_layers + 1) * _head_flops(adapter, max_tokens)
+    if forward + head <= LENS_BUDGET * forward:
+        return 1.0
+    return LENS_HEAD_SHARE * forward / head
 
 
 def format_estimate(costs: dict[str, int], flops_per_s: float, *, rate_from: str) -> str:
