@@ -13,8 +13,10 @@ batch, cross-entropy, float32, one thread:
 * speed at equal probe count: PyHessian (its constructor's forward + backward with
   create_graph, then ``trace(maxIter=K)``, one autograd.grad per probe, early stop disabled)
   against ``HessianOperator`` + ``hutchinson`` (all K probes in one vmap over the gradient's
-  pullback; and forward-over-reverse; and the pullback in chunks of 16 probes). Runs alternate;
-  medians and the ratio PyHessian / ours;
+  pullback; and forward-over-reverse; and the pullback in chunks of 16 probes), and against
+  ``hutchinson_trace`` over ``HessianOperator.quadratic_forms`` (the trace alone, as PyHessian's
+  trace(): vᵀHv for all K probes by second-order forward mode over the traced loss, the trace
+  itself included in the time). Runs alternate; medians and the ratio PyHessian / ours;
 * where the time goes: torch.profiler's self-CPU time per op of one HessianOperator + 64-probe
   batched HVP (reverse mode), the top ops with their share — the evidence for what batching can
   and cannot save on a CPU.
@@ -81,7 +83,7 @@ def run_case(name, model, input_name, x, y, probes: int, repeats: int) -> dict:
     import torch
     from pyhessian import hessian as PyHessian
 
-    from analysis.sharpness import HessianOperator, hutchinson, lanczos
+    from analysis.sharpness import HessianOperator, hutchinson, hutchinson_trace, lanczos
 
     model = model.eval()
     wrapped = wrap(model, input_name).eval()
@@ -98,6 +100,10 @@ def run_case(name, model, input_name, x, y, probes: int, repeats: int) -> dict:
     op = HessianOperator(model, batch, loss="cross_entropy")
     ours = (vectors.double() * op.hvps(vectors).double()).sum(1)
     per_probe = ((ours - theirs).abs() / theirs.abs().clamp_min(1e-12)).max().item()
+    taylor = HessianOperator(model, batch, loss="cross_entropy")
+    ours_taylor = taylor.quadratic_forms(vectors).double()
+    assert taylor.quadratic_method == "taylor", taylor.quadratic_method
+    per_probe_taylor = ((ours_taylor - theirs).abs() / theirs.abs().clamp_min(1e-12)).max().item()
     mean_rel = abs(ours.mean().item() - theirs.mean().item()) / abs(theirs.mean().item())
     torch.manual_seed(seed)
     ph_top = PyHessian(wrapped, criterion, data=(x, y), cuda=False).eigenvalues(maxIter=300, tol=1e-6)[0][0]
@@ -117,12 +123,21 @@ def run_case(name, model, input_name, x, y, probes: int, repeats: int) -> dict:
         hutchinson(operator.hvps, operator.dim, probes=probes, seed=0, chunk=chunk)
         return time.perf_counter() - start
 
-    time_pyhessian(), time_ours("reverse"), time_ours("forward"), time_ours("reverse", 16)  # warm-up
-    timings = {"pyhessian": [], "ours_reverse": [], "ours_forward": [], "ours_reverse_chunk16": []}
+    def time_taylor(chunk=None):
+        start = time.perf_counter()
+        operator = HessianOperator(model, batch, loss="cross_entropy")
+        hutchinson_trace(lambda v: operator.quadratic_forms(v, chunk=chunk or probes), operator.dim, probes=probes,
+                         seed=0)
+        return time.perf_counter() - start
+
+    time_pyhessian(), time_ours("reverse"), time_ours("forward"), time_ours("reverse", 16), time_taylor()  # warm-up
+    timings = {"pyhessian": [], "ours_reverse": [], "ours_forward": [], "ours_reverse_chunk16": [], "ours_taylor": [],
+               "ours_taylor_chunk16": []}
     for r in range(repeats):
         order = [("pyhessian", time_pyhessian), ("ours_reverse", lambda: time_ours("reverse")),
                  ("ours_forward", lambda: time_ours("forward")),
-                 ("ours_reverse_chunk16", lambda: time_ours("reverse", 16))]
+                 ("ours_reverse_chunk16", lambda: time_ours("reverse", 16)), ("ours_taylor", time_taylor),
+                 ("ours_taylor_chunk16", lambda: time_taylor(16))]
         for key, fn in (order if r % 2 == 0 else order[::-1]):
             timings[key].append(fn())
     med = {k: statistics.median(v) for k, v in timings.items()}
@@ -130,13 +145,17 @@ def run_case(name, model, input_name, x, y, probes: int, repeats: int) -> dict:
         "case": name, "parameters": op.dim, "examples": int(x.shape[0]), "probes": probes,
         "trace_pyhessian": theirs.mean().item(), "trace_ours": ours.mean().item(),
         "trace_rel_diff": mean_rel, "per_probe_max_rel_diff": per_probe,
+        "trace_taylor": ours_taylor.mean().item(), "per_probe_max_rel_diff_taylor": per_probe_taylor,
         "lambda_max_pyhessian": float(ph_top), "lambda_max_ours": float(our_top),
         "lambda_max_rel_diff": abs(our_top - ph_top) / abs(ph_top),
         "seconds": timings, "median_s": med,
         "speedup_reverse": med["pyhessian"] / med["ours_reverse"],
         "speedup_forward": med["pyhessian"] / med["ours_forward"],
         "speedup_reverse_chunk16": med["pyhessian"] / med["ours_reverse_chunk16"],
+        "speedup_taylor": med["pyhessian"] / med["ours_taylor"],
+        "speedup_taylor_chunk16": med["pyhessian"] / med["ours_taylor_chunk16"],
         "speedup_best": med["pyhessian"] / min(v for k, v in med.items() if k != "pyhessian"),
+        "speedup_best_hvp": med["pyhessian"] / min(v for k, v in med.items() if not k.startswith(("pyhessian", "ours_taylor"))),
         "profile_reverse": profile_ours(model, batch, probes),
     }
 
@@ -176,6 +195,13 @@ def main(argv=None) -> int:
            "min_speedup_reverse": min(r["speedup_reverse"] for r in results),
            "min_speedup_best": min(r["speedup_best"] for r in results),
            "max_speedup_best": max(r["speedup_best"] for r in results),
+           "min_speedup_taylor": min(r["speedup_taylor"] for r in results),
+           "max_speedup_taylor": max(r["speedup_taylor"] for r in results),
+           "min_speedup_taylor_chunk16": min(r["speedup_taylor_chunk16"] for r in results),
+           "max_speedup_taylor_chunk16": max(r["speedup_taylor_chunk16"] for r in results),
+           "min_speedup_best_hvp": min(r["speedup_best_hvp"] for r in results),
+           "max_speedup_best_hvp": max(r["speedup_best_hvp"] for r in results),
+           "max_per_probe_rel_diff_taylor": max(r["per_probe_max_rel_diff_taylor"] for r in results),
            "goal_3x_met": min(r["speedup_best"] for r in results) >= 3.0,
            "max_trace_rel_diff": max(r["trace_rel_diff"] for r in results),
            "max_per_probe_rel_diff": max(r["per_probe_max_rel_diff"] for r in results),
@@ -188,7 +214,9 @@ def main(argv=None) -> int:
               f"(rel {r['trace_rel_diff']:.1e}, per probe {r['per_probe_max_rel_diff']:.1e}); λ_max {r['lambda_max_ours']:.5g} "
               f"vs {r['lambda_max_pyhessian']:.5g}; PyHessian {r['median_s']['pyhessian']:.3f} s, ours "
               f"{r['median_s']['ours_reverse']:.3f} s (reverse), {r['median_s']['ours_forward']:.3f} s (forward): "
-              f"{r['speedup_reverse']:.2f}x / {r['speedup_forward']:.2f}x")
+              f"{r['speedup_reverse']:.2f}x / {r['speedup_forward']:.2f}x; taylor {r['median_s']['ours_taylor']:.3f} s: "
+              f"{r['speedup_taylor']:.2f}x, chunks of 16 {r['median_s']['ours_taylor_chunk16']:.3f} s: "
+              f"{r['speedup_taylor_chunk16']:.2f}x")
     return 0
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from analysis.errors import UserError
-from analysis.sharpness import HessianOperator, hutchinson, lanczos, measure_sharpness
+from analysis.sharpness import HessianOperator, hutchinson, hutchinson_trace, lanczos, measure_sharpness
 from zoo.models.mlp import ARCHITECTURE as MLP
 from zoo.models.two_layer_mlp import TwoLayerMLPConfig, TwoLayerMLPForClassification
 
@@ -108,6 +108,114 @@ def test_measure_sharpness_report(setting, tmp_path):
     assert os.path.exists(tmp_path / "trace.png") and len(files) == 4
 
 
+# --- vᵀHv by second-order forward mode (analysis.sharpness.taylor) ----------------------------
+
+
+def _quadratic_forms_case(case):
+    """(model, batches, loss) in float64: activations, losses and heads the Taylor rules cover."""
+    batches, x, y = _batches()
+    if case in ("relu", "tanh", "quadratic", "gelu", "sigmoid", "leaky_relu"):
+        return _tiny(activation=case), batches, "model"
+    if case == "mse":
+        return _tiny(activation="tanh"), batches, "mse"
+    if case == "fixed-second-layer":
+        return _tiny(fixed_second_layer=True, second_layer_bias=False), batches, "cross_entropy"
+    if case == "regression":
+        model = _tiny(num_labels=1, problem_type="regression")
+        return model, [{"input_features": b["input_features"], "labels": b["input_features"][:, 0]} for b in batches], "model"
+    if case == "multi-label":
+        model = _tiny(problem_type="multi_label_classification")
+        return model, [{"input_features": b["input_features"], "labels": (b["input_features"][:, :3] > 0).double()}
+                       for b in batches], "model"
+    if case == "deep-mlp":
+        torch.manual_seed(0)
+        config = dict(MLP["tiny_config"], activation="tanh")
+        model = MLP["model_class"](MLP["config_class"](**config)).double()
+        side = config.get("image_size", 8)
+        pixels = torch.randn(12, config.get("num_channels", 1), side, side, dtype=torch.float64)
+        return model, [{"pixel_values": pixels, "labels": torch.arange(12) % 3}], "model"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["relu", "tanh", "quadratic", "gelu", "sigmoid", "leaky_relu", "mse",
+                                  "fixed-second-layer", "regression", "multi-label", "deep-mlp"])
+def test_taylor_quadratic_forms_equal_the_exact_hessians(case):
+    """vᵀHv from one second-order forward pass against vᵀ(∇²L)v of the materialised Hessian."""
+    model, batches, loss = _quadratic_forms_case(case)
+    op = HessianOperator(model, batches, loss=loss)
+    vectors = torch.randn(6, op.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    forms = op.quadratic_forms(vectors, chunk=4)
+    assert op.quadratic_method == "taylor"
+    if op.dim <= 4096:
+        reference = ((vectors @ op.exact()) * vectors).sum(1)
+    else:  # the deep MLP: against the Hessian-vector products of autograd instead
+        reference = (vectors * op.hvps(vectors)).sum(1)
+    assert torch.allclose(forms, reference, rtol=1e-9, atol=1e-11), (forms, reference)
+
+
+class _NormedNet(torch.nn.Module):
+    """A net with an operation the Taylor rules do not cover (layer norm)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.inner = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.LayerNorm(6), torch.nn.Tanh(),
+                                         torch.nn.Linear(6, 3)).double()
+
+    def forward(self, input_features, labels=None):
+        return self.inner(input_features)
+
+
+def test_quadratic_forms_fall_back_to_hessian_vector_products_and_say_why():
+    batches, _, _ = _batches()
+    op = HessianOperator(_NormedNet(), batches, loss="cross_entropy")
+    vectors = torch.randn(5, op.dim, dtype=torch.float64)
+    forms = op.quadratic_forms(vectors)
+    assert op.quadratic_method.startswith("hvp (no second-order rule for aten.native_layer_norm")
+    # against torch.autograd's Hessian of the same loss written without torch.func
+    (b0, b1), theta = op.batches, op.theta()
+
+    def loss(t):
+        params = op.unflatten(t)
+        return sum(w * torch.nn.functional.cross_entropy(
+            torch.func.functional_call(op.model, params, kwargs={"input_features": b["input_features"]}), b["labels"])
+            for w, b in zip(op.weights, (b0, b1)))
+
+    hessian = torch.autograd.functional.hessian(loss, theta)
+    assert torch.allclose(forms, ((vectors @ hessian) * vectors).sum(1), atol=1e-10)
+    assert torch.allclose(op.exact(), hessian, atol=1e-10)  # not torch.func.hessian's (wrong for layer norm)
+
+
+def test_trace_without_frobenius_uses_the_same_probes(setting):
+    model, batches, reference = setting
+    op = HessianOperator(model, batches)
+    full, _ = hutchinson(op.hvps, op.dim, probes=24, seed=5, dtype=torch.float64)
+    alone = hutchinson_trace(op.quadratic_forms, op.dim, probes=24, seed=5, chunk=7, dtype=torch.float64)
+    assert alone.samples == pytest.approx(full.samples, rel=1e-9) and alone.estimate == pytest.approx(full.estimate)
+    report = measure_sharpness(model, batches, probes=24, seed=5, frobenius=False)
+    assert report.frobenius is None and report.settings["trace_method"] == "taylor"
+    assert report.trace.estimate == pytest.approx(full.estimate, rel=1e-9)
+    assert "not measured (--no-frobenius)" in report.summary_markdown()
+    assert report.to_json()["frobenius"] is None
+
+
+def test_rademacher_probes_are_independent_fair_signs():
+    from analysis.sharpness import rademacher
+
+    v = rademacher(400, 1003, seed=2, dtype=torch.float64)
+    assert v.shape == (400, 1003) and set(v.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(v, rademacher(400, 1003, seed=2, dtype=torch.float64))
+    assert not torch.equal(v, rademacher(400, 1003, seed=3, dtype=torch.float64))
+    n = v.numel()
+    # mean and neighbouring-sign correlations (within a byte, across bytes, across rows) ~ N(0, 1/n)
+    assert abs(v.mean()) < 4 / n ** 0.5
+    for a, b in ((v[:, :-1], v[:, 1:]), (v[:, :-8], v[:, 8:]), (v[:-1], v[1:])):
+        assert abs((a * b).mean()) < 4 / a.numel() ** 0.5
+    # E[vvᵀ] = I: the estimator's unbiasedness rests on it
+    second = v.T[:40] @ v[:, :40] / 400
+    assert (second.diagonal() == 1).all() and second.fill_diagonal_(0).abs().max() < 0.25
+
+
 def test_fixed_second_layer_is_not_differentiated():
     model = _tiny(fixed_second_layer=True, second_layer_bias=False)
     batches, _, _ = _batches()
@@ -148,6 +256,12 @@ def test_cli_end_to_end_and_errors(tmp_path, capsys):
     saved = json.load(open(out / "sharpness.json"))
     assert saved["examples"] == 24 and saved["parameters"] == 6 * 5 + 5 * 3 + 3
     assert saved["exact"]["lambda_max"] == pytest.approx(saved["lambda_max"], rel=1e-6)
+    rc = main(["sharpness", "--model", str(folder), "--data", "xor_cluster", "--data-arg", "n_train=24",
+               "--data-arg", "n_test=4", "--probes", "16", "--float64", "--no-frobenius", "--out", str(out / "trace"),
+               "--quiet", "--no-plots"])
+    alone = json.load(open(out / "trace" / "sharpness.json"))
+    assert rc == 0 and alone["frobenius"] is None and alone["settings"]["trace_method"] == "taylor"
+    assert alone["trace"]["estimate"] == pytest.approx(saved["trace"]["estimate"], rel=1e-9)
     capsys.readouterr()
     rc = main(["sharpness", "--model", str(folder), "--data", "xor_cluster", "--data-arg", "n_train=24",
                "--top-k", "1000", "--quiet"])

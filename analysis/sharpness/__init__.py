@@ -4,10 +4,13 @@ model and loss, on any zoo data set, without ever building the P × P Hessian.
 =================  =========================================================================
 ``operator``       ``HessianOperator``: the loss as a pure function of the parameters
                    (``torch.func.functional_call``), Hessian-vector products by forward-over-
-                   reverse (``jvp`` of ``grad``), batched over probes with ``vmap``; the exact
-                   Hessian for tiny models (``exact()``)
+                   reverse (``jvp`` of ``grad``), batched over probes with ``vmap``; the
+                   quadratic forms vᵀHv alone (``quadratic_forms``, by ``taylor`` where it
+                   applies); the exact Hessian for tiny models (``exact()``)
+``taylor``         ``TaylorQuadraticForm``: vᵀHv by second-order forward mode over the loss
+                   traced to ATen operations (one forward pass for all probes)
 ``estimators``     ``hutchinson`` (trace with a Student-t interval, and ‖H‖_F from the same
-                   probes), ``lanczos`` (top-k eigenvalues, full reorthogonalisation, residual
+                   probes), ``hutchinson_trace`` (the trace from vᵀHv alone), ``lanczos`` (top-k eigenvalues, full reorthogonalisation, residual
                    bounds), ``ProbeEstimate``, ``LanczosResult``, ``rademacher``
 ``report``         ``measure_sharpness`` → ``SharpnessReport`` (``to_json``, ``write``,
                    ``summary_markdown``), ``ExactSpectrum``
@@ -27,6 +30,8 @@ _EXPORTS = {
     "LOSSES": "names",
     "MODES": "names",
     "hutchinson": "estimators",
+    "hutchinson_trace": "estimators",
+    "TaylorQuadraticForm": "taylor",
     "lanczos": "estimators",
     "rademacher": "estimators",
     "ProbeEstimate": "estimators",

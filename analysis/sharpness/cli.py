@@ -60,7 +60,8 @@ def _run(args: argparse.Namespace, run: runner.Run) -> int:
     exact = {"auto": "auto", "yes": True, "no": False}[args.exact]
     report = measure_sharpness(model, batches, loss=args.loss, probes=args.probes, top_k=args.top_k,
                                iterations=args.iterations, exact=exact, seed=args.seed, chunk=args.chunk,
-                               confidence=args.confidence, mode=args.hvp, model_name=args.model, data_name=described)
+                               confidence=args.confidence, mode=args.hvp, model_name=args.model, data_name=described,
+                               frobenius=not args.no_frobenius)
     print(report.summary_markdown())
     if run.out is not None:
         with run.staging() as folder:
@@ -96,6 +97,9 @@ def add_cli(subparsers) -> None:
                         help="also build the exact Hessian (auto: up to 2000 parameters)")
     parser.add_argument("--hvp", choices=MODES, default="reverse",
                         help="Hessian-vector products: reverse (vjp of grad, one graph replayed) or forward (jvp of grad)")
+    parser.add_argument("--no-frobenius", action="store_true",
+                        help="skip ‖H‖_F: the trace then needs only the quadratic forms vᵀHv, computed by "
+                             "second-order forward mode where the loss's operations allow (much faster than H v)")
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--float64", action="store_true", help="measure in float64")
     parser.add_argument("--seed", type=int, default=0)

@@ -61,10 +61,18 @@ class LanczosResult:
         return asdict(self)
 
 
+_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
+
+
 def rademacher(count: int, dim: int, *, seed: int = 0, dtype=torch.float32, device=None) -> torch.Tensor:
-    """``count`` × ``dim`` independent ±1 entries (a seeded CPU generator, then moved)."""
+    """``count`` × ``dim`` independent ±1 entries (a seeded CPU generator, then moved): the bits
+    of uniform random bytes, eight signs per draw (4x faster than one integer draw per sign,
+    which was a third of a 64-probe trace's time on a 26k-parameter net)."""
     generator = torch.Generator().manual_seed(int(seed))
-    signs = torch.randint(0, 2, (count, dim), generator=generator).to(dtype) * 2 - 1
+    width = -(-dim // 8)
+    draws = torch.randint(0, 256, (count, width), generator=generator, dtype=torch.uint8)
+    bits = (draws.unsqueeze(-1) >> _BIT_SHIFTS) & 1
+    signs = bits.view(count, width * 8)[:, :dim].to(dtype).mul_(2).sub_(1)
     return signs.to(device) if device is not None else signs
 
 
@@ -93,11 +101,7 @@ def hutchinson(matvecs: Matvecs, dim: int, *, probes: int = 64, seed: int = 0, c
     (the returned interval is the square root of that interval's, clipped at 0). ``chunk``
     bounds how many probes go through ``matvecs`` at once (memory), default all.
     """
-    if probes < 2:
-        raise UserError("Hutchinson's estimate needs at least 2 probes for an interval")
-    if not 0 < confidence < 1:
-        raise UserError(f"confidence must be in (0, 1), got {confidence}")
-    vectors = rademacher(probes, dim, seed=seed, dtype=dtype, device=device)
+    vectors = _probes(probes, dim, seed, confidence, dtype, device)
     chunk = chunk or probes
     products = torch.cat([matvecs(vectors[s:s + chunk]) for s in range(0, probes, chunk)])
     trace = _summarise((vectors.double() * products.double()).sum(1), confidence)
@@ -107,6 +111,26 @@ def hutchinson(matvecs: Matvecs, dim: int, *, probes: int = 64, seed: int = 0, c
                          math.sqrt(max(squares.low, 0.0)), math.sqrt(max(squares.high, 0.0)),
                          probes, confidence, squares.samples)
     return trace, frob
+
+
+def hutchinson_trace(quadratic_forms: Callable[[torch.Tensor], torch.Tensor], dim: int, *, probes: int = 64,
+                     seed: int = 0, confidence: float = 0.95, chunk: int | None = None, dtype=torch.float32,
+                     device=None) -> ProbeEstimate:
+    """The trace estimate of :func:`hutchinson` (the same probes for the same seed) from the
+    quadratic forms alone: ``quadratic_forms(V)`` → (K,) vᵀHv for the rows of V, which can be
+    far cheaper than H V (``HessianOperator.quadratic_forms``: second-order forward mode)."""
+    vectors = _probes(probes, dim, seed, confidence, dtype, device)
+    chunk = chunk or probes
+    samples = torch.cat([quadratic_forms(vectors[s:s + chunk]).reshape(-1) for s in range(0, probes, chunk)])
+    return _summarise(samples, confidence)
+
+
+def _probes(probes: int, dim: int, seed: int, confidence: float, dtype, device) -> torch.Tensor:
+    if probes < 2:
+        raise UserError("Hutchinson's estimate needs at least 2 probes for an interval")
+    if not 0 < confidence < 1:
+        raise UserError(f"confidence must be in (0, 1), got {confidence}")
+    return rademacher(probes, dim, seed=seed, dtype=dtype, device=device)
 
 
 def lanczos(matvecs: Matvecs, dim: int, *, k: int = 1, iterations: int | None = None, seed: int = 0,

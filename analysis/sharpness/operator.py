@@ -61,7 +61,9 @@ def _loss_from(output, batch: dict, loss: str):
             raise UserError("--loss cross_entropy needs integer class labels; the labels are floating point")
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1).long())
     if not labels.is_floating_point():
-        labels = nn.functional.one_hot(labels.long(), logits.shape[-1])
+        # one-hot by comparison, not F.one_hot: that checks the labels' range by reading a value,
+        # which a traced loss (the second-order forward mode) cannot do
+        labels = labels.long()[..., None] == torch.arange(logits.shape[-1], device=labels.device)
     return nn.functional.mse_loss(logits.reshape(labels.shape), labels.to(logits.dtype))
 
 
@@ -110,6 +112,7 @@ class HessianOperator:
         total = float(sum(counts))
         self.examples = int(total)
         self.weights = [c / total for c in counts]
+        self.quadratic_method: str | None = None  # how quadratic_forms computes vᵀHv, once asked
 
     # ---- flat vectors <-> parameter dicts ------------------------------------------------
     def flatten(self, tensors: dict) -> torch.Tensor:
@@ -184,14 +187,44 @@ class HessianOperator:
                     raise
         return out
 
+    def quadratic_forms(self, vectors: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """vᵀHv for a stack of flat vectors (K, P) → (K,): what Hutchinson's trace needs.
+
+        By second-order forward mode through the loss where every operation on the way has a
+        rule (:mod:`.taylor`: one forward pass carrying the tangents of ``chunk`` probes at a time,
+        default all, and no gradient graph), else
+        as v·(H v) through :meth:`hvps`; ``quadratic_method`` says which ran, and why."""
+        from .taylor import TaylorQuadraticForm, Unsupported
+
+        if vectors.dim() != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"expected vectors of shape (K, {self.dim}), got {tuple(vectors.shape)}")
+        vectors = vectors.to(dtype=self.dtype, device=self.device)
+        if self.quadratic_method in (None, "taylor"):
+            chunk = chunk or vectors.shape[0]
+            out = torch.zeros(vectors.shape[0], dtype=self.dtype, device=self.device)
+            try:
+                for start in range(0, vectors.shape[0], chunk):
+                    block = vectors[start:start + chunk]
+                    pieces = torch.split(block, self.sizes, dim=1)
+                    tangents = {n: piece.view(block.shape[0], *shape)
+                                for n, piece, shape in zip(self.names, pieces, self.shapes)}
+                    for w, b in zip(self.weights, self.batches):
+                        out[start:start + chunk] += w * TaylorQuadraticForm(self._batch_loss(b), self.params,
+                                                                             self.names)(tangents)
+                self.quadratic_method = "taylor"
+                return out
+            except Unsupported as reason:
+                self.quadratic_method = f"hvp ({reason})"
+        return (vectors * self.hvps(vectors, chunk=chunk)).sum(1)
+
     def exact(self, max_params: int = 4096) -> torch.Tensor:
-        """The whole P × P Hessian (``torch.func.hessian`` of the flat loss); tiny models only."""
+        """The whole P × P Hessian, as H applied to the identity's rows in chunks (the operator's
+        own Hessian-vector products); tiny models only. Not ``torch.func.hessian``: its vmapped
+        forward-over-reverse gets layer norm's Hessian wrong in torch 2.13 (by 1e-2 on a tiny
+        net, tests/test_sharpness.py), where the products agree with torch.autograd's to 1e-15."""
         if self.dim > max_params:
             raise UserError(f"the exact Hessian of {self.dim} parameters is too large (limit {max_params}); "
                             "use the estimators, or raise the limit")
-        total = torch.zeros(self.dim, self.dim, dtype=self.dtype, device=self.device)
-        theta = self.theta()
-        for w, b in zip(self.weights, self.batches):
-            f = self._batch_loss(b)
-            total += w * torch.func.hessian(lambda t: f(self.unflatten(t)))(theta)
+        identity = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        total = self.hvps(identity, chunk=256)
         return 0.5 * (total + total.T)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .estimators import LanczosResult, ProbeEstimate, hutchinson, lanczos
+from .estimators import LanczosResult, ProbeEstimate, hutchinson, hutchinson_trace, lanczos
 from .operator import HessianOperator
 
 __all__ = ["ExactSpectrum", "SharpnessReport", "measure_sharpness", "EXACT_AUTO_LIMIT"]
@@ -50,7 +50,7 @@ class SharpnessReport:
     gradient_norm: float
     parameter_norm: float
     trace: ProbeEstimate
-    frobenius: ProbeEstimate
+    frobenius: ProbeEstimate | None  # None: not measured (frobenius=False, the trace alone)
     top: LanczosResult
     exact: ExactSpectrum | None = None
     seconds: dict = field(default_factory=dict)
@@ -65,7 +65,9 @@ class SharpnessReport:
             "model": self.model, "data": self.data, "examples": self.examples, "parameters": self.parameters,
             "loss_kind": self.loss_kind, "loss": self.loss, "gradient_norm": self.gradient_norm,
             "parameter_norm": self.parameter_norm, "lambda_max": self.lambda_max,
-            "trace": self.trace.to_json(), "frobenius": self.frobenius.to_json(), "top_eigenvalues": self.top.to_json(),
+            "trace": self.trace.to_json(),
+            "frobenius": None if self.frobenius is None else self.frobenius.to_json(),
+            "top_eigenvalues": self.top.to_json(),
             "exact": None if self.exact is None else self.exact.to_json(),
             "seconds": self.seconds, "settings": self.settings,
         }
@@ -82,8 +84,11 @@ class SharpnessReport:
 
         lines.append(f"| tr(H), Hutchinson, {t.probes} probes | {t.estimate:.6g} ± {t.stderr:.2g} | "
                      f"{pct} %: [{t.low:.6g}, {t.high:.6g}] | {exact('trace')} |")
-        lines.append(f"| ‖H‖_F, {f.probes} probes | {f.estimate:.6g} | {pct} %: [{f.low:.6g}, {f.high:.6g}] | "
-                     f"{exact('frobenius')} |")
+        if f is None:
+            lines.append(f"| ‖H‖_F | not measured (--no-frobenius) | | {exact('frobenius')} |")
+        else:
+            lines.append(f"| ‖H‖_F, {f.probes} probes | {f.estimate:.6g} | {pct} %: [{f.low:.6g}, {f.high:.6g}] | "
+                         f"{exact('frobenius')} |")
         for i, (value, res) in enumerate(zip(self.top.eigenvalues, self.top.residuals), 1):
             ex = "" if self.exact is None else f"{self.exact.eigenvalues[i - 1]:.6g}"
             lines.append(f"| λ_{i}, Lanczos ({self.top.iterations} steps) | {value:.6g} | residual ≤ {res:.2g} | {ex} |")
@@ -108,8 +113,13 @@ def measure_sharpness(model: nn.Module, batches: Sequence[dict], *, loss: str = 
                       top_k: int = 1, iterations: int | None = None, exact: bool | str = "auto",
                       seed: int = 0, chunk: int | None = None, confidence: float = 0.95,
                       model_name: str = "model", data_name: str = "batches",
-                      params: Sequence[str] | None = None, mode: str = "reverse") -> SharpnessReport:
+                      params: Sequence[str] | None = None, mode: str = "reverse",
+                      frobenius: bool = True) -> SharpnessReport:
     """Measure the Hessian of ``model``'s mean loss over ``batches`` at its current parameters.
+
+    ``frobenius``: also estimate ‖H‖_F from the probes, which needs every H v; without it the
+    trace needs only vᵀHv, by second-order forward mode where the loss allows
+    (``HessianOperator.quadratic_forms``; settings["trace_method"] says which ran).
 
     ``exact``: True builds the whole Hessian (error beyond 4096 parameters), ``"auto"`` only up
     to :data:`EXACT_AUTO_LIMIT` parameters, False never.
@@ -129,8 +139,14 @@ def measure_sharpness(model: nn.Module, batches: Sequence[dict], *, loss: str = 
         return op.hvps(v, chunk=chunk)
 
     start = time.perf_counter()
-    trace, frob = hutchinson(matvecs, op.dim, probes=probes, seed=seed, confidence=confidence, chunk=chunk,
-                             dtype=op.dtype, device=op.device)
+    if frobenius:
+        trace, frob = hutchinson(matvecs, op.dim, probes=probes, seed=seed, confidence=confidence, chunk=chunk,
+                                 dtype=op.dtype, device=op.device)
+        trace_method = "hvp"
+    else:
+        trace, frob = hutchinson_trace(lambda v: op.quadratic_forms(v, chunk=chunk), op.dim, probes=probes, seed=seed,
+                                       confidence=confidence, chunk=chunk, dtype=op.dtype, device=op.device), None
+        trace_method = op.quadratic_method
     seconds["hutchinson"] = time.perf_counter() - start
     start = time.perf_counter()
     top = lanczos(matvecs, op.dim, k=top_k, iterations=iterations, seed=seed + 1, dtype=op.dtype, device=op.device)
@@ -149,5 +165,5 @@ def measure_sharpness(model: nn.Module, batches: Sequence[dict], *, loss: str = 
         gradient_norm=gnorm, parameter_norm=float(op.theta().double().norm()), trace=trace, frobenius=frob,
         top=top, exact=spectrum, seconds=seconds,
         settings={"probes": probes, "top_k": top_k, "iterations": top.iterations, "seed": seed,
-                  "chunk": chunk, "confidence": confidence, "mode": mode, "dtype": str(op.dtype).replace("torch.", "")},
+                  "chunk": chunk, "confidence": confidence, "mode": mode, "trace_method": trace_method, "dtype": str(op.dtype).replace("torch.", "")},
     )
