@@ -221,7 +221,8 @@ class HessianOperator:
         """The whole P × P Hessian, as H applied to the identity's rows in chunks (the operator's
         own Hessian-vector products); tiny models only. Not ``torch.func.hessian``: its vmapped
         forward-over-reverse gets layer norm's Hessian wrong in torch 2.13 (by 1e-2 on a tiny
-        net, tests/test_sharpness.py), where the products agree with torch.autograd's to 1e-15."""
+        net, tests/test_sharpness.py; cf. pytorch/pytorch#196700, layer norm's forward-mode second
+        derivative), where the products agree with torch.autograd's to 1e-15."""
         if self.dim > max_params:
             raise UserError(f"the exact Hessian of {self.dim} parameters is too large (limit {max_params}); "
                             "use the estimators, or raise the limit")
