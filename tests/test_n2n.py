@@ -80,6 +80,39 @@ def test_tiny_search_saves_its_best_student(tmp_path):
     assert (repo / "training_curves.png").stat().st_size > 0
 
 
+def test_policies_are_saved_and_a_later_search_starts_from_them(tmp_path):
+    """The first search's policies (safetensors beside the student) load into a second search on
+    a deeper teacher: its first episode's action probabilities are those of the saved policies."""
+    from zoo.training.n2n import POLICIES_FILE, LayerPolicy, descriptors, load_policies
+
+    first = train(recipe(tmp_path), ["training.trainer_options.random_search=false"], output_dir=tmp_path / "small")
+    saved = tmp_path / "small" / POLICIES_FILE
+    assert first.metrics["n2n"]["policies"] == POLICIES_FILE and first.metrics["n2n"]["random_search"]["best"] is None
+    assert first.metrics["n2n"]["rl_beats_random"] is None
+    remove, shrink = LayerPolicy(2), LayerPolicy(4)
+    load_policies(saved, remove, shrink)
+    fresh = LayerPolicy(2)
+    deeper = [48, 32, 32, 16]
+    assert not torch.allclose(remove(descriptors(deeper)).probs, fresh(descriptors(deeper)).probs)
+    # the trained policies differ from a fresh start (they were updated in 4 episodes)
+    torch.manual_seed(0)
+    assert not all(torch.equal(a, b) for a, b in zip(LayerPolicy(2).state_dict().values(), remove.state_dict().values()))
+    second = train(recipe(tmp_path, config={"image_size": 8, "hidden_sizes": deeper, "num_labels": 10}),
+                   ["training.trainer_options.episodes=1", f"training.trainer_options.policies_from={saved}",
+                    "training.trainer_options.random_search=false"], output_dir=tmp_path / "large")
+    assert second.metrics["n2n"]["policies_from"] == str(saved)
+    # its first episode drew from the loaded removal policy, not a fresh one
+    assert second.metrics["n2n"]["curve"][0]["keep_probs"] == pytest.approx(
+        remove(descriptors(deeper)).probs[:, 1].tolist(), abs=1e-6)
+    # a search with other width scales cannot take these policies
+    with pytest.raises(zoo.UserError, match="different number of width scales"):
+        train(recipe(tmp_path), [f"training.trainer_options.policies_from={saved}",
+                                 "training.trainer_options.scales=[0.5,1.0]"], output_dir=tmp_path / "bad")
+    with pytest.raises(zoo.UserError, match="no such file"):
+        train(recipe(tmp_path), ["training.trainer_options.policies_from=/nonexistent.safetensors"],
+              output_dir=tmp_path / "bad2")
+
+
 def test_convnet_teacher_shrinks_its_channels(tmp_path):
     config = {"image_size": 8, "num_channels": 1, "channels": [6, 6, 4], "hidden_size": 8, "num_labels": 10}
     path = recipe(tmp_path, "convnet", config)

@@ -14,8 +14,11 @@ the teacher's logits on the training set are computed once, in eval mode, for al
 and scored on the eval split; evaluated architectures are cached. Reward
 R = (acc_s / acc_t) · C (2 − C), C = 1 − params_s / params_t; both policies are updated by
 REINFORCE with a moving-average baseline. A random search over the same action space with the
-same number of *evaluated* students is the baseline. The best student is the run's saved model;
-metrics.json "n2n" holds the reward curve, both searches and the wall time; its "curves" is the
+same number of *evaluated* students is the baseline (``random_search: false`` skips it). The best
+student is the run's saved model; the two policies are saved beside it
+(``n2n_policies.safetensors``) and ``policies_from`` starts a search from saved ones: the
+descriptors are relative widths and positions, so a policy trained on one teacher reads any
+other (the paper's transfer from a small to a larger teacher). metrics.json "n2n" holds the reward curve, both searches and the wall time; its "curves" is the
 search curve (one point per episode), the plot in the published model's card.
 
 The layers are the config's width list: `hidden_sizes` (mlp, g2gnet with widths that fit) or
@@ -26,7 +29,9 @@ input grows; the model builds itself from the config). Results name the chosen w
 from __future__ import annotations
 
 import math
+import os
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -35,6 +40,39 @@ from ..errors import UserError
 from .base import TrainOutcome, register_trainer
 from .loop import SGDTrainer
 from .sparse import option_int
+
+
+#: the two policies of a finished search, saved in the run's output folder
+POLICIES_FILE = "n2n_policies.safetensors"
+
+
+def save_policies(path: Path, remove: nn.Module, shrink: nn.Module) -> None:
+    """Both policies in one safetensors file (``remove.*``, ``shrink.*``), written atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {f"remove.{k}": v.detach().contiguous() for k, v in remove.state_dict().items()}
+    tensors.update({f"shrink.{k}": v.detach().contiguous() for k, v in shrink.state_dict().items()})
+    partial = Path(path).with_suffix(".partial")
+    save_file(tensors, str(partial))
+    os.replace(partial, path)
+
+
+def load_policies(path: str | Path, remove: nn.Module, shrink: nn.Module) -> None:
+    """Load :func:`save_policies`' file into the two policies; a file from a search with another
+    number of width scales (or another policy size) is a clear error."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    for prefix, policy in (("remove.", remove), ("shrink.", shrink)):
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        expected = {k: tuple(v.shape) for k, v in policy.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        if found != expected:
+            what = ("the shrink policy picks among a different number of width scales"
+                    if prefix == "shrink." and set(found) == set(expected) else "the policies do not match this search's")
+            raise UserError(f"policies_from {path}: {what} (saved {found.get('head.weight')}, "
+                            f"this run {expected.get('head.weight')})")
+        policy.load_state_dict(state)
 
 
 def n2n_reward(acc_student: float, acc_teacher: float, params_student: int, params_teacher: int) -> float:
@@ -87,7 +125,8 @@ class N2NTrainer(SGDTrainer):
     """Train the teacher with the recipe's loop, then search a student by REINFORCE (see the module)."""
 
     options = {"episodes": 20, "student_steps": 100, "student_lr": 1e-3, "temperature": 4.0, "kd_weight": 0.9,
-               "scales": [0.25, 0.5, 0.75, 1.0], "policy_lr": 0.05, "baseline_decay": 0.8, "seed": 0}
+               "scales": [0.25, 0.5, 0.75, 1.0], "policy_lr": 0.05, "baseline_decay": 0.8, "seed": 0,
+               "policies_from": None, "random_search": True}
 
     def setup(self, run) -> None:
         o = run.options
@@ -99,6 +138,9 @@ class N2NTrainer(SGDTrainer):
         option_int(o, "student_steps")
         if not o["scales"] or any(not 0 < s <= 1 for s in o["scales"]):
             raise UserError(f"training.trainer_options.scales must be factors in (0, 1], got {o['scales']!r}")
+        if o["policies_from"] is not None and not Path(o["policies_from"]).is_file():
+            raise UserError(f"training.trainer_options.policies_from: no such file {o['policies_from']!r} "
+                            f"(a {POLICIES_FILE} that an earlier n2n run saved)")
         super().setup(run)
 
     # -- students
@@ -176,6 +218,8 @@ class N2NTrainer(SGDTrainer):
         widths = list(getattr(teacher.config, self.key))
         torch.manual_seed(o["seed"])
         remove, shrink = LayerPolicy(2), LayerPolicy(len(o["scales"]))
+        if o["policies_from"] is not None:
+            load_policies(o["policies_from"], remove, shrink)
         optimizer = torch.optim.Adam([*remove.parameters(), *shrink.parameters()], lr=o["policy_lr"])
         generator = torch.Generator().manual_seed(o["seed"])
         cache: dict = {}
@@ -198,7 +242,8 @@ class N2NTrainer(SGDTrainer):
             if best is None or reward > best["reward"]:
                 best = result
             curve.append({"episode": episode, "reward": reward, "best_reward": best["reward"],
-                          "hidden_sizes": result["hidden_sizes"], "accuracy": result["accuracy"]})
+                          "hidden_sizes": result["hidden_sizes"], "accuracy": result["accuracy"],
+                          "keep_probs": d_remove.probs[:, 1].tolist()})  # the policy before this update
             bar.set_postfix(best_reward=round(best["reward"], 4))
         search_s, search_cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
         started = time.perf_counter()
@@ -206,7 +251,7 @@ class N2NTrainer(SGDTrainer):
         rng = torch.Generator().manual_seed(o["seed"] + 1)
         random_cache: dict = {}
         random_best, random_rewards = None, []
-        for _ in range(3 * len(cache)):
+        for _ in range(3 * len(cache) if o["random_search"] else 0):
             if len(random_cache) >= len(cache):
                 break
             keep = torch.randint(2, (len(widths),), generator=rng).tolist()
@@ -218,6 +263,8 @@ class N2NTrainer(SGDTrainer):
                 random_rewards.append(result["reward"])
             random_best = result if random_best is None or result["reward"] > random_best["reward"] else random_best
         random_s = time.perf_counter() - started
+        if run.accelerator.is_main_process:
+            save_policies(Path(run.output_dir) / POLICIES_FILE, remove, shrink)
         student = best.pop("model")
         strip = lambda r: {k: v for k, v in r.items() if k != "model"}  # noqa: E731
         outcome.model = student
@@ -231,7 +278,9 @@ class N2NTrainer(SGDTrainer):
             "search_cpu_s": search_cpu_s, "random_search_wall_s": random_s,
             "curve": curve, "random_search": {"evaluated_students": len(random_cache), "rewards": random_rewards,
                                               "best": strip(random_best) if random_best else None},
-            "rl_beats_random": bool(random_best is None or best["reward"] > random_best["reward"]),
+            "rl_beats_random": (None if not o["random_search"] else
+                                bool(random_best is None or best["reward"] > random_best["reward"])),
+            "policies": POLICIES_FILE, "policies_from": o["policies_from"],
         }
         # the saved model is the student: zoo publish checks config.json against the recipe but these keys
         outcome.metrics["saved_config_changes"] = {self.key: best["hidden_sizes"]}
