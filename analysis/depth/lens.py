@@ -114,8 +114,8 @@ def logit_lens(
         measured = int(keep.sum())
         if measured == 0:
             continue
-        if sample < 1:
-            keep = _sample_tokens(keep, max(1, round(sample * measured)), generator)
+        if sample < 1:  # at least 2 per batch: one token gives no variance, so no standard error
+            keep = _sample_tokens(keep, min(measured, max(2, round(sample * measured))), generator)
         keep = keep.to(adapter.device)
         state["keep"], state["h"] = keep, [None] * (L + 1)
         with _lens_hooks(adapter, keep_hidden):
