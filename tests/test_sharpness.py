@@ -153,6 +153,36 @@ def test_taylor_quadratic_forms_equal_the_exact_hessians(case):
     assert torch.allclose(forms, reference, rtol=1e-9, atol=1e-11), (forms, reference)
 
 
+def test_taylor_rules_against_autograd_on_a_loss_of_many_operations():
+    """Every rule family on one hand-written loss (views, transposes, broadcasting, reductions with
+    keyword arguments, products of two varying tensors, pointwise functions, softmax) against
+    vᵀ(∇²L)v from torch.autograd.functional.hessian."""
+    from analysis.sharpness.taylor import TaylorQuadraticForm
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 4, dtype=torch.float64, generator=g)
+    params = {"w": torch.randn(3, 4, dtype=torch.float64, generator=g) * 0.5,
+              "b": torch.randn(3, dtype=torch.float64, generator=g) * 0.5}
+
+    def loss(p):
+        h = torch.tanh(x @ p["w"].T + p["b"])                    # mm, t, add with broadcasting
+        s = torch.sigmoid(h.permute(1, 0)).unsqueeze(0).expand(2, 3, 6).reshape(6, 6)
+        q = (h * h.exp()).sum(dtype=torch.float64) / 7 - h.mean(dim=1, keepdim=True).pow(3).sum()
+        soft = torch.softmax(h, dim=-1)
+        return q + (s[:, :3] * p["b"]).sum() + torch.log(soft + 1).mean() + torch.nn.functional.gelu(h).sum(0)[1]
+
+    names = ["w", "b"]
+    vectors = torch.randn(4, 15, dtype=torch.float64, generator=g)
+    tangents = {"w": vectors[:, :12].reshape(4, 3, 4), "b": vectors[:, 12:]}
+    forms = TaylorQuadraticForm(loss, params, names)(tangents)
+
+    def flat_loss(theta):
+        return loss({"w": theta[:12].view(3, 4), "b": theta[12:]})
+
+    hessian = torch.autograd.functional.hessian(flat_loss, torch.cat([params["w"].reshape(-1), params["b"]]))
+    assert torch.allclose(forms, ((vectors @ hessian) * vectors).sum(1), rtol=1e-10, atol=1e-12)
+
+
 class _NormedNet(torch.nn.Module):
     """A net with an operation the Taylor rules do not cover (layer norm)."""
 

@@ -30,7 +30,7 @@ aten = torch.ops.aten
 
 
 class Unsupported(Exception):
-    """The traced loss uses an operation this module has no second-order rule for."""
+    """The loss uses an operation on a tangent-carrying value that this module has no rule for."""
 
 
 class _Jet:
@@ -72,8 +72,8 @@ def _scale(t, factor):
 
 
 # ---- rules ---------------------------------------------------------------------------------
-# each takes the node's args (Jets where the arg is a tensor) and its primal output, and
-# returns the output's (d1, d2)
+# each takes the operation's arguments in schema order (a Jet for every tensor) and its primal
+# output, and returns the output's (d1, d2); masks and indices (non-float outputs) never get here
 
 
 def _linear_map(fn: Callable[[torch.Tensor], torch.Tensor]):
@@ -137,24 +137,15 @@ def _select(a, args, out, t):
 def _reduce(kind: str):
     def fn(a, args, out, t):
         n = a.x.dim()
-        dims = args[1] if len(args) > 1 and args[1] is not None else list(range(n))
+        # sum.default / mean.default reduce everything (their second argument, if any, is a dtype)
+        dims = args[1] if len(args) > 1 and isinstance(args[1], (int, list, tuple)) else list(range(n))
         dims = [dims] if isinstance(dims, int) else list(dims)
-        keepdim = bool(args[2]) if len(args) > 2 else False
+        keepdim = bool(args[2]) if len(args) > 2 and isinstance(args[2], bool) else False
         if not dims:
             dims = list(range(n))
         shifted = [_dim(d, n) for d in dims]
         return t.sum(shifted, keepdim=keepdim) if kind == "sum" else t.mean(shifted, keepdim=keepdim)
     return fn
-
-
-def _sum_rule(kind: str):
-    fn = _reduce(kind)
-
-    def rule(args, out):
-        a = args[0]
-        # sum.default / mean.default reduce everything
-        return (None if a.d1 is None else fn(a, args, out, a.d1), None if a.d2 is None else fn(a, args, out, a.d2))
-    return rule
 
 
 def _add_rule(sign: float):
@@ -381,10 +372,10 @@ _RULES: dict = {
     aten._to_copy.default: _linear_map(_to_copy),
     aten.slice.Tensor: _linear_map(_slice),
     aten.select.int: _linear_map(_select),
-    aten.sum.default: _sum_rule("sum"),
-    aten.sum.dim_IntList: _sum_rule("sum"),
-    aten.mean.default: _sum_rule("mean"),
-    aten.mean.dim: _sum_rule("mean"),
+    aten.sum.default: _linear_map(_reduce("sum")),
+    aten.sum.dim_IntList: _linear_map(_reduce("sum")),
+    aten.mean.default: _linear_map(_reduce("mean")),
+    aten.mean.dim: _linear_map(_reduce("mean")),
     aten.add.Tensor: _add_rule(1.0),
     aten.sub.Tensor: _add_rule(-1.0),
     aten.mul.Tensor: _mul_rule,
@@ -400,14 +391,8 @@ _RULES: dict = {
     aten.mse_loss.default: _mse_rule,
     aten.binary_cross_entropy_with_logits.default: _bce_logits_rule,
     aten.detach.default: _no_tangent,
-    aten.lift_fresh_copy.default: _no_tangent,
     aten.zeros_like.default: _no_tangent,
     aten.ones_like.default: _no_tangent,
-    aten.scalar_tensor.default: _no_tangent,
-    aten.gt.Scalar: _no_tangent,
-    aten.lt.Scalar: _no_tangent,
-    aten.eq.Scalar: _no_tangent,
-    aten.ne.Scalar: _no_tangent,
 }
 _RULES.update({op: _pointwise(d) for op, d in _POINTWISE.items()})
 
