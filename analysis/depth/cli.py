@@ -106,7 +106,8 @@ def _run(args, run: runner.Run) -> int:
         max_tokens=max_tokens, batch_size=args.batch_size, exclude_positions=exclude,
         analyses=analyses, skip_prompts=args.skip_prompts, skip_positions=args.skip_positions,
         skip_mode=args.skip_mode, skip_max_tokens=args.skip_max_tokens, map_tokens=args.map_tokens,
-        lens_sample=lens_sample, progress=run.progress, tokens=blocks, inputs=inputs, add_special_tokens=args.add_special_tokens,
+        lens_sample=lens_sample, progress=run.progress, tokens=blocks, inputs=inputs,
+        add_special_tokens=args.add_special_tokens,
     )
     report.estimate = cost
     with run.staging() as folder:
@@ -168,6 +169,6 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--map-tokens", type=int, default=4096, help="tokens for the linear maps")
     parser.add_argument("--lens-sample", default="auto",
                         help="share of the tokens the logit lens evaluates the head on, in (0, 1], or 'auto' "
-                             "(default: 1 when the exact lens costs at most 2 forwards, else sized to about "
-                             "that; a sampled lens reports standard errors)")
+                             "(default: 1 when the exact lens costs at most 2 forwards, else the share whose head "
+                             "costs half a forward; a sampled lens reports standard errors)")
     runner.add_token_inputs(parser, text_option="--prompts")

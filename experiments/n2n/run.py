@@ -32,15 +32,32 @@ def tag(args) -> str:
     return (f"n{args.limit_train or 'all'}-t{args.teacher_epochs}-ep{args.episodes}-s{args.student_steps}")
 
 
-def overrides(args, seed: int) -> list[str]:
+def add_size_arguments(parser) -> None:
+    """The options that size a search down (shared with experiments/n2n/transfer.py)."""
+    parser.add_argument("--limit-train", type=int, default=10000, help="0: all 60k")
+    parser.add_argument("--limit-test", type=int, default=2000, help="0: all 10k")
+    parser.add_argument("--teacher-epochs", type=int, default=4)
+    parser.add_argument("--student-steps", type=int, default=150)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--summary", action="store_true")
+
+
+def size_overrides(args, seed: int, episodes: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """The recipe overrides of one seeded search at the sizes of :func:`add_size_arguments`, with
+    ``extra`` overrides before the data limits (the order the recorded cells keep)."""
     out = [f"training.epochs={args.teacher_epochs}", f"training.seed={seed}",
-           f"training.trainer_options.episodes={args.episodes}",
-           f"training.trainer_options.student_steps={args.student_steps}", f"training.trainer_options.seed={seed}"]
+           f"training.trainer_options.episodes={episodes}",
+           f"training.trainer_options.student_steps={args.student_steps}", f"training.trainer_options.seed={seed}",
+           *extra]
     if args.limit_train:
         out.append(f"data.limit_train={args.limit_train}")
     if args.limit_test:
         out.append(f"data.limit_test={args.limit_test}")
     return out
+
+
+def overrides(args, seed: int) -> list[str]:
+    return size_overrides(args, seed, args.episodes)
 
 
 def run_cells(args) -> None:
@@ -153,13 +170,8 @@ def summarise(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit-train", type=int, default=10000, help="0: all 60k")
-    parser.add_argument("--limit-test", type=int, default=2000, help="0: all 10k")
-    parser.add_argument("--teacher-epochs", type=int, default=4)
+    add_size_arguments(parser)
     parser.add_argument("--episodes", type=int, default=40)
-    parser.add_argument("--student-steps", type=int, default=150)
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--summary", action="store_true")
     args = parser.parse_args()
     args.seed_list = [int(s) for s in args.seeds.split(",")]
     summarise(args) if args.summary else run_cells(args)

@@ -31,6 +31,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
+try:  # imported as a package module or run as a script from its folder
+    from experiments.n2n.run import add_size_arguments, size_overrides
+except ImportError:
+    from run import add_size_arguments, size_overrides
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "results" / "n2n" / "transfer"
 FIGURES = ROOT / "docs" / "figures" / "n2n"
@@ -47,19 +52,12 @@ def tag(args) -> str:
 
 def overrides(args, seed: int, arm: str, policies: Path | None) -> list[str]:
     episodes = args.episodes_small if arm == "small" else args.episodes_large
-    out = [f"training.epochs={args.teacher_epochs}", f"training.seed={seed}",
-           f"training.trainer_options.episodes={episodes}",
-           f"training.trainer_options.student_steps={args.student_steps}", f"training.trainer_options.seed={seed}",
-           "training.trainer_options.random_search=false"]
+    extra = ["training.trainer_options.random_search=false"]
     if arm == "small":
-        out.append("config.hidden_sizes=[" + ",".join(str(w) for w in args.small_widths) + "]")
+        extra.append("config.hidden_sizes=[" + ",".join(str(w) for w in args.small_widths) + "]")
     if arm == "transfer":
-        out.append(f"training.trainer_options.policies_from={policies}")
-    if args.limit_train:
-        out.append(f"data.limit_train={args.limit_train}")
-    if args.limit_test:
-        out.append(f"data.limit_test={args.limit_test}")
-    return out
+        extra.append(f"training.trainer_options.policies_from={policies}")
+    return size_overrides(args, seed, episodes, tuple(extra))
 
 
 def run_cells(args) -> None:
@@ -165,15 +163,10 @@ def summarise(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit-train", type=int, default=10000, help="0: all 60k")
-    parser.add_argument("--limit-test", type=int, default=2000, help="0: all 10k")
-    parser.add_argument("--teacher-epochs", type=int, default=4)
-    parser.add_argument("--student-steps", type=int, default=150)
+    add_size_arguments(parser)
     parser.add_argument("--small", default="256,256,128", help="the small teacher's hidden widths")
     parser.add_argument("--episodes-small", type=int, default=20)
     parser.add_argument("--episodes-large", type=int, default=12)
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--summary", action="store_true")
     args = parser.parse_args()
     args.seed_list = [int(s) for s in args.seeds.split(",")]
     args.small_widths = [int(w) for w in args.small.split(",")]
