@@ -7,9 +7,13 @@ One process, one thread (--threads), batch 256 (--batch), a --width x --width la
 --ensembles ensembles on each side. Variants, timed in the same run:
 
 - dense: nn.Linear (one GEMM);
-- g2g-S: G2GLinear at sparsity S in its modular band layout (the connected blocks only: strided
-  windows, batched matmuls, no gather; the input gradient is itself a band product);
-- gather-S: the same blocks in another order (as after DST rewiring): the gather kernel;
+- g2g-S: G2GLinear at sparsity S in its modular band layout, as a model runs it (the run kernel:
+  one matmul per window, two where it wraps, read from and written into x and y in place);
+- reordered-S: the same blocks in reversed slot order, so that no two consecutive slots are
+  consecutive ensembles: every run is one block, the run kernel's worst case (DST rewiring cuts
+  fewer runs than this);
+- gather-S: the band again, with the gather kernel forced (what a layer with runs too small to
+  pay a matmul each, e.g. random connections between small ensembles, uses);
 - masked-S: the dense layer with the same 0/1 mask multiplied in (what mask-only sparsity costs);
 - csr-S (forward only): torch.sparse_csr weight @ x, torch's own sparse kernel.
 
@@ -48,14 +52,19 @@ def make_layers(width: int, ensembles: int, sparsity: float, seed: int = 0):
         masked.weight.copy_(sparse.dense_weight())
         masked.bias.zero_()
     csr = sparse.dense_weight().detach().to_sparse_csr()
-    if k == 1:  # one block per output ensemble: every order is window order
-        return k, sparse, masked, mask, csr, None
     gather = G2GLinear(width, width, ensembles, ensembles, k)
+    gather.load_state_dict(sparse.state_dict())
+    gather.kernel = "gather"
+    assert sparse.chosen_kernel() == "runs" and gather.chosen_kernel() == "gather"
+    if k == 1:  # one block per output ensemble: every order is window order
+        return k, sparse, masked, mask, csr, gather, None
+    reordered = G2GLinear(width, width, ensembles, ensembles, k)
     with torch.no_grad():
-        gather.weight.copy_(sparse.weight.flip(1))
-        gather.connections.copy_(sparse.connections.flip(1))  # same blocks, not in window order
-    assert gather.band_step() is None and torch.equal(gather.dense_weight(), sparse.dense_weight())
-    return k, sparse, masked, mask, csr, gather
+        reordered.weight.copy_(sparse.weight.flip(1))
+        reordered.connections.copy_(sparse.connections.flip(1))  # same blocks, runs of one
+    assert len(reordered.runs()) == ensembles * k and reordered.chosen_kernel() == "runs"
+    assert torch.equal(reordered.dense_weight(), sparse.dense_weight())
+    return k, sparse, masked, mask, csr, gather, reordered
 
 
 def step_fn(layer, x, forward=None):
@@ -97,12 +106,14 @@ def main() -> None:
     dense = torch.nn.Linear(args.width, args.width)
     forwards, steps, meta = {"dense": lambda: dense(x)}, {"dense": step_fn(dense, x)}, {}
     for s in sparsities:
-        k, sparse, masked, mask, csr, gather = make_layers(args.width, args.ensembles, s)
-        meta[s] = {"k": k, "actual_sparsity": 1 - k / args.ensembles}
+        k, sparse, masked, mask, csr, gather, reordered = make_layers(args.width, args.ensembles, s)
+        meta[s] = {"k": k, "actual_sparsity": 1 - k / args.ensembles, "runs": len(sparse.runs())}
         forwards[f"g2g-{s}"] = lambda sparse=sparse: sparse(x)
-        if gather is not None:
-            forwards[f"gather-{s}"] = lambda gather=gather: gather(x)
-            steps[f"gather-{s}"] = step_fn(gather, x)
+        if reordered is not None:
+            forwards[f"reordered-{s}"] = lambda reordered=reordered: reordered(x)
+            steps[f"reordered-{s}"] = step_fn(reordered, x)
+        forwards[f"gather-{s}"] = lambda gather=gather: gather(x)
+        steps[f"gather-{s}"] = step_fn(gather, x)
         forwards[f"masked-{s}"] = lambda masked=masked, mask=mask: torch.nn.functional.linear(x, masked.weight * mask, masked.bias)
         forwards[f"csr-{s}"] = lambda csr=csr: (csr @ x.detach().T).T
         steps[f"g2g-{s}"] = step_fn(sparse, x)

@@ -9,7 +9,7 @@ import torch
 
 import zoo
 from zoo.models.g2gnet.configuration_g2gnet import G2GNetConfig
-from zoo.models.g2gnet.modeling_g2gnet import G2GLinear, band_layout, initial_connections
+from zoo.models.g2gnet.modeling_g2gnet import G2GLinear, connection_runs, initial_connections
 from zoo.recipes import TRAINING_DEFAULTS, Recipe
 
 TINY = dict(image_size=4, num_channels=1, hidden_sizes=[12, 8], num_ensembles=[6, 4], input_ensembles=8,
@@ -26,18 +26,24 @@ def masked_dense(layer: G2GLinear) -> torch.Tensor:
     return w
 
 
-@pytest.mark.parametrize("layout", ["modular", "random"])
+@pytest.mark.parametrize("kernel", ["runs", "gather"])
+@pytest.mark.parametrize("layout", ["modular", "random", "rewired"])
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.75])
 @pytest.mark.parametrize("out_ensembles", [4, 8])
-def test_block_kernel_equals_the_masked_dense_layer(layout, sparsity, out_ensembles):
-    """Both kernels (the modular band's strided windows, the gather for any other layout)."""
+def test_block_kernel_equals_the_masked_dense_layer(kernel, layout, sparsity, out_ensembles):
+    """Both kernels (one matmul per run of consecutive connections; the gather), on the band (its
+    windows wrap), random connections and a band with slots replaced as DST does."""
     torch.manual_seed(0)
     layer = G2GLinear(24, 2 * out_ensembles, 8, out_ensembles, k=max(1, round((1 - sparsity) * 8)),
-                      layout=layout, seed=3).double()
+                      layout="random" if layout == "random" else "modular", seed=3).double()
     torch.nn.init.normal_(layer.weight)
     torch.nn.init.normal_(layer.bias)
     layer.connections.copy_(layer.initial_connections())
-    assert (layer.band_step() is not None) == (layout == "modular" and sparsity > 0)
+    if layout == "rewired" and layer.k < 8:  # slot 1 of every output ensemble moved to a free input ensemble
+        for row in layer.connections:
+            row[min(1, layer.k - 1)] = next(e for e in range(8) if e not in row.tolist())
+    layer.kernel = kernel
+    assert layer.chosen_kernel() == kernel
     dense = masked_dense(layer)
     assert (dense != 0).double().mean().item() == pytest.approx(layer.k / 8)
     torch.testing.assert_close(layer.dense_weight(), dense, rtol=0, atol=0)
@@ -73,11 +79,24 @@ def probe_dense(layer: G2GLinear, blocks: torch.Tensor) -> torch.Tensor:
 def test_modular_layout_is_a_band_and_random_layout_is_seeded():
     band = initial_connections("modular", 8, 4, 3, seed=0)
     assert band.tolist() == [[7, 0, 1], [1, 2, 3], [3, 4, 5], [5, 6, 7]]  # window order
-    assert band_layout(band, 8) == 2
-    assert band_layout(band[:, [1, 0, 2]], 8) is None  # same blocks, other order: the gather kernel
+    # the window that wraps is two runs (slot, length, first input ensemble); the others one each
+    assert connection_runs(band) == ((0, 0, 1, 7), (0, 1, 2, 0), (1, 0, 3, 1), (2, 0, 3, 3), (3, 0, 3, 5))
+    assert connection_runs(band[:, [1, 0, 2]])[:3] == ((0, 0, 1, 0), (0, 1, 1, 7), (0, 2, 1, 1))
     a, b = (initial_connections("random", 8, 4, 3, seed=s) for s in (1, 1))
     assert torch.equal(a, b) and all(len(set(row)) == 3 for row in a.tolist())
     assert not torch.equal(a, initial_connections("random", 8, 4, 3, seed=2))
+
+
+def test_auto_kernel_takes_the_runs_unless_they_are_small_matmuls():
+    """The rule of RUN_KERNEL_MIN_WORK, at the sizes it was measured on (1280 wide, 75 % sparse)."""
+    def chosen(ensembles, layout):
+        layer = G2GLinear(1280, 1280, ensembles, ensembles, ensembles // 4, layout=layout)
+        layer.connections.copy_(layer.initial_connections())
+        return layer.chosen_kernel(), len(layer.runs())
+    assert chosen(20, "modular") == ("runs", 24)  # 20 windows of 5, the first two and last two wrapping
+    assert chosen(80, "modular")[0] == "runs"  # blocks of 16, but whole windows
+    assert chosen(20, "random")[0] == "runs"  # blocks of 64: a matmul per block still pays
+    assert chosen(80, "random")[0] == "gather"  # blocks of 16, runs of about one
 
 
 def test_config_sparsity_and_parameter_count():

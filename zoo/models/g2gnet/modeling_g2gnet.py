@@ -3,14 +3,14 @@
 
 A sparse layer `G2GLinear` holds only the weights of its connected ensemble pairs, as one
 tensor of blocks (out_ensembles, k, in_block, out_block), and a saved buffer ``connections``
-(out_ensembles, k): the input ensembles each output ensemble reads. Its forward gathers the
-connected input blocks and runs one batched matmul, so the work (and the parameter count) is
-the dense layer's times k / in_ensembles; `dense_weight()` and `mask()` give the equivalent
+(out_ensembles, k): the input ensembles each output ensemble reads. Its forward runs one matmul
+per run of consecutive connections (`RunMatmul`, no copies; the modular band is one or two runs
+per output ensemble), or gathers the connected blocks for batched matmuls where the runs are too
+small (`BlockSparseMatmul`), so the work (and the parameter count) is the dense layer's times
+k / in_ensembles; `dense_weight()` and `mask()` give the equivalent
 masked (out, in) matrix. Module paths follow the MLP's (``layers.0.linear``, ``layers.0.act``,
 ``classifier``) so the analysis tools see the same units.
 """
-import math
-
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -24,7 +24,7 @@ def initial_connections(layout: str, in_ensembles: int, out_ensembles: int, k: i
     """(out_ensembles, k) input-ensemble indices of each output ensemble.
 
     "modular": the k input ensembles centred on output ensemble j's relative position, in
-    window order (wrapping around), which `BandMatmul` computes without gathering; "random":
+    window order (wrapping around), so one or two runs of consecutive ensembles; "random":
     k distinct ones drawn with `seed`, sorted.
     """
     if layout == "random":
@@ -36,100 +36,88 @@ def initial_connections(layout: str, in_ensembles: int, out_ensembles: int, k: i
     return (centre[:, None] + offsets[None, :]) % in_ensembles
 
 
-def band_layout(connections: torch.Tensor, in_ensembles: int) -> int | None:
-    """The window step when `connections` is the modular band in window order (every output
-    ensemble reads k consecutive input ensembles, wrapping, starting step·j − (k−1)//2), else None."""
-    out_e, k = connections.shape
-    if in_ensembles % out_e or k == in_ensembles:
-        return None
-    step = in_ensembles // out_e
-    expected = initial_connections("modular", in_ensembles, out_e, k, 0).to(connections.device)
-    return step if torch.equal(connections, expected) else None
+def connection_runs(connections: torch.Tensor) -> tuple[tuple[int, int, int, int], ...]:
+    """Each output ensemble's connections cut into runs of consecutive input ensembles in slot order:
+    (output ensemble j, first slot t, slots in the run, first input ensemble e).
+
+    A run is one plain matmul: its inputs are adjacent columns of x and its blocks adjacent rows of
+    W[j]. The modular band is at most two runs per output ensemble (its window, cut where it wraps);
+    a DST rewiring cuts a run wherever it replaced a slot.
+    """
+    runs = []
+    for j, row in enumerate(connections.tolist()):
+        t = 0
+        while t < len(row):
+            u = t + 1
+            while u < len(row) and row[u] == row[u - 1] + 1:
+                u += 1
+            runs.append((j, t, u - t, row[t]))
+            t = u
+    return tuple(runs)
 
 
-class BandMatmul(torch.autograd.Function):
-    """The block-sparse product for the modular band layout, with no gather at all.
+# Below this many multiply-adds per row of x in the average run (slots · in_block · out_block), the
+# per-call cost of one matmul per run outweighs the gather kernel's copies. Measured on a 1280-wide
+# layer at 75 % sparsity, random layout, batch 256: blocks of 32 (about 1 300) favour the runs, blocks
+# of 16 (about 280) the gather.
+RUN_KERNEL_MIN_WORK = 512
 
-    Output ensemble j reads the k consecutive input ensembles starting at step·j − left
-    (wrapping): the input is padded once with its own wrapped ends, and the windows are one
-    overlapping strided view of it, (E_out, N, k · in_block), multiplied by one batched matmul.
+
+class RunMatmul(torch.autograd.Function):
+    """y = x W^T + b as one matmul per run of consecutive connections, read and written in place.
+
+    No copies: each run's input is a column slice of x, its blocks a row slice of W[j] (the
+    (k · in_block, out_block) matrix of output ensemble j), and its product lands in output
+    ensemble j's column slice of y, which the BLAS addresses through its leading dimension. The
+    backward is the same walk: the input gradient accumulates each run's grad_y_j W_runᵀ into x's
+    columns, and the weight gradient of a run is x_runᵀ grad_y_j written straight into its rows.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, step):
-        n, width = x.shape
+    def forward(ctx, x, weight, bias, runs):
+        n = x.shape[0]
         out_e, k, in_block, out_block = weight.shape
-        in_e = width // in_block
-        left = (k - 1) // 2
-        right = k - 1 - left
-        padded = torch.cat([x[:, (in_e - left) * in_block:], x, x[:, :right * in_block]], dim=1)
-        windows = padded.as_strided((out_e, n, k * in_block), (step * in_block, padded.shape[1], 1))
-        y = torch.baddbmm(bias.view(out_e, 1, out_block), windows, weight.view(out_e, k * in_block, out_block))
-        ctx.save_for_backward(padded, weight)
-        ctx.step, ctx.in_e = step, in_e
-        return y.transpose(0, 1).reshape(n, out_e * out_block)
+        blocks = weight.view(out_e, k * in_block, out_block).unbind(0)
+        y = x.new_empty(n, out_e, out_block)
+        outputs = y.unbind(1)  # (n, out_block) column slices of y
+        for j, t, length, e in runs:
+            x_run = x.narrow(1, e * in_block, length * in_block)
+            w_run = blocks[j] if length == k else blocks[j].narrow(0, t * in_block, length * in_block)
+            if t == 0:  # an ensemble's first run writes, the rest add
+                torch.mm(x_run, w_run, out=outputs[j])
+            else:
+                outputs[j].addmm_(x_run, w_run)
+        y = y.view(n, out_e * out_block)
+        y += bias
+        ctx.save_for_backward(x, weight)
+        ctx.runs = runs
+        return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
-        padded, weight = ctx.saved_tensors
-        step, in_e = ctx.step, ctx.in_e
+        x, weight = ctx.saved_tensors
         out_e, k, in_block, out_block = weight.shape
-        n, padded_width = padded.shape
-        left = (k - 1) // 2
-        # contiguous: the strided views below assume it (a gradient may arrive expanded, e.g. from .sum())
+        n = x.shape[0]
+        # contiguous: the column slices below assume it (a gradient may arrive expanded, e.g. from .sum())
         grad_y = grad_y.reshape(n, out_e * out_block).contiguous()
+        per_ensemble = grad_y.view(n, out_e, out_block).unbind(1)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            if step == 1:
-                grad_x = BandMatmul.transposed_band(grad_y, weight)
-            else:
-                grad_x = BandMatmul.scattered_windows(grad_y, weight, step, in_e, padded_width)
+            blocks = weight.view(out_e, k * in_block, out_block).unbind(0)
+            grad_x = x.new_zeros(x.shape)
+            for j, t, length, e in ctx.runs:
+                w_run = blocks[j] if length == k else blocks[j].narrow(0, t * in_block, length * in_block)
+                grad_x.narrow(1, e * in_block, length * in_block).addmm_(per_ensemble[j], w_run.T)
         if ctx.needs_input_grad[1]:
-            windows = padded.as_strided((out_e, n, k * in_block), (step * in_block, padded_width, 1))
-            # grad_y's ensembles as a strided view (no transposed copy): bmm reads it with row stride out
-            per_ensemble = grad_y.as_strided((out_e, n, out_block), (out_block, out_e * out_block, 1))
-            grad_w = torch.bmm(windows.transpose(1, 2), per_ensemble).view_as(weight)
+            grad_w = weight.new_empty(weight.shape)
+            grad_blocks = grad_w.view(out_e, k * in_block, out_block).unbind(0)
+            for j, t, length, e in ctx.runs:
+                rows = grad_blocks[j] if length == k else grad_blocks[j].narrow(0, t * in_block, length * in_block)
+                torch.mm(x.narrow(1, e * in_block, length * in_block).T, per_ensemble[j], out=rows)
         if ctx.needs_input_grad[2]:
             grad_b = grad_y.sum(0)
         return grad_x, grad_w, grad_b, None
-
-    @staticmethod
-    def transposed_band(grad_y, weight):
-        """The input gradient when in_ensembles == out_ensembles: input ensemble i is read by the k
-        consecutive output ensembles i − right … i + left, so grad_x is itself a band product —
-        windows of the padded grad_y times the transposed blocks, one batched matmul."""
-        out_e, k, in_block, out_block = weight.shape
-        n = grad_y.shape[0]
-        left = (k - 1) // 2
-        right = k - 1 - left
-        padded = torch.cat([grad_y[:, (out_e - right) * out_block:], grad_y, grad_y[:, :left * out_block]], dim=1)
-        windows = padded.as_strided((out_e, n, k * out_block), (out_block, padded.shape[1], 1))
-        s = torch.arange(k, device=weight.device)
-        readers = (torch.arange(out_e, device=weight.device)[:, None] - right + s[None, :]) % out_e
-        # block (i, s) = W[reader s of i, slot k − 1 − s]ᵀ: one row gather of the transposed blocks
-        flat = weight.transpose(2, 3).reshape(out_e * k, out_block * in_block)
-        blocks = flat.index_select(0, (readers * k + (k - 1 - s)[None, :]).reshape(-1)).view(out_e, k * out_block, in_block)
-        return torch.bmm(windows, blocks).transpose(0, 1).reshape(n, out_e * in_block)
-
-    @staticmethod
-    def scattered_windows(grad_y, weight, step, in_e, padded_width):
-        """The input gradient for any window step: per-window gradients added back slot by slot."""
-        out_e, k, in_block, out_block = weight.shape
-        n = grad_y.shape[0]
-        left = (k - 1) // 2
-        per_ensemble = grad_y.as_strided((out_e, n, out_block), (out_block, out_e * out_block, 1))
-        grad_windows = torch.bmm(per_ensemble, weight.view(out_e, k * in_block, out_block).transpose(1, 2))
-        grad_padded = grad_y.new_zeros(n, padded_width)
-        for t in range(k):  # slot t of every window: distinct places, one strided add
-            grad_padded.as_strided((out_e, n, in_block), (step * in_block, padded_width, 1), t * in_block).add_(
-                grad_windows[:, :, t * in_block:(t + 1) * in_block])
-        grad_x = grad_padded[:, left * in_block:(left + in_e) * in_block].clone()
-        if left:
-            grad_x[:, (in_e - left) * in_block:] += grad_padded[:, :left * in_block]
-        if k - 1 - left:
-            grad_x[:, :(k - 1 - left) * in_block] += grad_padded[:, (left + in_e) * in_block:]
-        return grad_x
 
 
 class BlockSparseMatmul(torch.autograd.Function):
@@ -193,6 +181,7 @@ class G2GLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_ensembles, k, self.in_block, self.out_block))
         self.bias = nn.Parameter(torch.empty(out_features))
         self.register_buffer("connections", torch.zeros(out_ensembles, k, dtype=torch.long), persistent=True)
+        self.kernel = "auto"  # or "runs" / "gather" to force one (tests, benchmarks); both compute the same
 
     @property
     def fan_in(self) -> int:
@@ -201,12 +190,20 @@ class G2GLinear(nn.Module):
     def initial_connections(self) -> torch.Tensor:
         return initial_connections(self.layout, self.in_ensembles, self.out_ensembles, self.k, self.seed)
 
-    def band_step(self) -> int | None:
-        """The modular band's window step while the connections are that band (checked once per change)."""
+    def runs(self) -> tuple[tuple[int, int, int, int], ...]:
+        """`connection_runs` of the current connections (recomputed only when they change)."""
         version = (self.connections._version, self.connections.data_ptr())
-        if getattr(self, "_band_cache", (None,))[0] != version:
-            self._band_cache = (version, band_layout(self.connections, self.in_ensembles))
-        return self._band_cache[1]
+        if getattr(self, "_runs_cache", (None,))[0] != version:
+            self._runs_cache = (version, connection_runs(self.connections))
+        return self._runs_cache[1]
+
+    def chosen_kernel(self) -> str:
+        """"runs" (`RunMatmul`) or "gather" (`BlockSparseMatmul`): `kernel` unless it is "auto", which
+        takes the runs while the average run is a big enough matmul (`RUN_KERNEL_MIN_WORK`)."""
+        if self.kernel != "auto":
+            return self.kernel
+        work = self.connections.numel() * self.in_block * self.out_block / len(self.runs())
+        return "runs" if work >= RUN_KERNEL_MIN_WORK else "gather"
 
     @property
     def density(self) -> float:
@@ -215,9 +212,8 @@ class G2GLinear(nn.Module):
     def forward(self, x):
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
-        step = self.band_step()
-        if step is not None:
-            y = BandMatmul.apply(x, self.weight, self.bias, step)
+        if self.chosen_kernel() == "runs":
+            y = RunMatmul.apply(x, self.weight, self.bias, self.runs())
         else:
             y = BlockSparseMatmul.apply(x, self.weight, self.bias, self.connections)
         return y.reshape(*lead, self.out_features)
