@@ -9,7 +9,7 @@ import torch
 
 import zoo
 from zoo.models.g2gnet.configuration_g2gnet import G2GNetConfig
-from zoo.models.g2gnet.modeling_g2gnet import G2GLinear, connection_runs, initial_connections
+from zoo.models.g2gnet.modeling_g2gnet import G2GLinear, initial_connections, run_plan
 from zoo.recipes import TRAINING_DEFAULTS, Recipe
 
 TINY = dict(image_size=4, num_channels=1, hidden_sizes=[12, 8], num_ensembles=[6, 4], input_ensembles=8,
@@ -79,9 +79,13 @@ def probe_dense(layer: G2GLinear, blocks: torch.Tensor) -> torch.Tensor:
 def test_modular_layout_is_a_band_and_random_layout_is_seeded():
     band = initial_connections("modular", 8, 4, 3, seed=0)
     assert band.tolist() == [[7, 0, 1], [1, 2, 3], [3, 4, 5], [5, 6, 7]]  # window order
-    # the window that wraps is two runs (slot, length, first input ensemble); the others one each
-    assert connection_runs(band) == ((0, 0, 1, 7), (0, 1, 2, 0), (1, 0, 3, 1), (2, 0, 3, 3), (3, 0, 3, 5))
-    assert connection_runs(band[:, [1, 0, 2]])[:3] == ((0, 0, 1, 0), (0, 1, 1, 7), (0, 2, 1, 1))
+    # the window that wraps is two runs (output ensemble, slot, length, first input ensemble); the others one each
+    plan = run_plan(band, 8)
+    assert plan.runs == ((0, 0, 1, 7), (0, 1, 2, 0), (1, 0, 3, 1), (2, 0, 3, 3), (3, 0, 3, 5))
+    # the input gradient's writers cover 7, 0-1 and 3-5 without overlap; 2 and 6 are zeroed, then added to
+    assert plan.input_grad_runs == tuple((plan.runs[i], True) for i in (0, 1, 3)) + tuple((plan.runs[i], False) for i in (2, 4))
+    assert plan.unwritten == ((2, 1), (6, 1))
+    assert run_plan(band[:, [1, 0, 2]], 8).runs[:3] == ((0, 0, 1, 0), (0, 1, 1, 7), (0, 2, 1, 1))
     a, b = (initial_connections("random", 8, 4, 3, seed=s) for s in (1, 1))
     assert torch.equal(a, b) and all(len(set(row)) == 3 for row in a.tolist())
     assert not torch.equal(a, initial_connections("random", 8, 4, 3, seed=2))
@@ -92,7 +96,7 @@ def test_auto_kernel_takes_the_runs_unless_they_are_small_matmuls():
     def chosen(ensembles, layout):
         layer = G2GLinear(1280, 1280, ensembles, ensembles, ensembles // 4, layout=layout)
         layer.connections.copy_(layer.initial_connections())
-        return layer.chosen_kernel(), len(layer.runs())
+        return layer.chosen_kernel(), len(layer.run_plan().runs)
     assert chosen(20, "modular") == ("runs", 24)  # 20 windows of 5, the first two and last two wrapping
     assert chosen(80, "modular")[0] == "runs"  # blocks of 16, but whole windows
     assert chosen(20, "random")[0] == "runs"  # blocks of 64: a matmul per block still pays
