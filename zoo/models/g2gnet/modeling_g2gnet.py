@@ -94,6 +94,12 @@ def run_plan(connections: torch.Tensor, in_ensembles: int) -> RunPlan:
 RUN_KERNEL_MIN_WORK = 512
 
 
+def column_windows(matrix: torch.Tensor, blocks: int, block: int) -> tuple[torch.Tensor, ...]:
+    """windows[e] = matrix[:, e · block:(e + blocks) · block] for every e, made in two calls (a
+    narrow per run costs more than these views together)."""
+    return matrix.unfold(1, blocks * block, block).unbind(1)
+
+
 class RunMatmul(torch.autograd.Function):
     """y = x W^T + b as one matmul per run of consecutive connections, read and written in place.
 
@@ -112,8 +118,9 @@ class RunMatmul(torch.autograd.Function):
         blocks = weight.view(out_e, k * in_block, out_block).unbind(0)
         y = x.new_empty(n, out_e, out_block)
         outputs = y.unbind(1)  # (n, out_block) column slices of y
+        windows = column_windows(x, k, in_block)  # the inputs of the runs that are whole windows
         for j, t, length, e in plan.runs:
-            x_run = x.narrow(1, e * in_block, length * in_block)
+            x_run = windows[e] if length == k else x.narrow(1, e * in_block, length * in_block)
             w_run = blocks[j] if length == k else blocks[j].narrow(0, t * in_block, length * in_block)
             if t == 0:  # an ensemble's first run writes, the rest add
                 torch.mm(x_run, w_run, out=outputs[j])
@@ -143,17 +150,25 @@ class RunMatmul(torch.autograd.Function):
             grad_w = weight.new_empty(weight.shape)
             grad_blocks = grad_w.view(out_e, k * in_block, out_block).unbind(0)
             x_t = x.T
+            windows_t = x.unfold(1, k * in_block, in_block).permute(1, 2, 0).unbind(0)  # x_runᵀ of whole windows
             for j, t, length, e in ctx.plan.runs:
-                rows = grad_blocks[j] if length == k else grad_blocks[j].narrow(0, t * in_block, length * in_block)
-                torch.mm(x_t.narrow(0, e * in_block, length * in_block), per_ensemble[j], out=rows)
+                if length == k:
+                    torch.mm(windows_t[e], per_ensemble[j], out=grad_blocks[j])
+                else:
+                    rows = grad_blocks[j].narrow(0, t * in_block, length * in_block)
+                    torch.mm(x_t.narrow(0, e * in_block, length * in_block), per_ensemble[j], out=rows)
         if ctx.needs_input_grad[0]:
             transposed = weight.view(out_e, k * in_block, out_block).transpose(1, 2).unbind(0)  # W_jᵀ
             grad_x = x.new_empty(x.shape)
             for e, count in ctx.plan.unwritten:
                 grad_x.narrow(1, e * in_block, count * in_block).zero_()
+            grad_windows = column_windows(grad_x, k, in_block)
             for (j, t, length, e), writes in ctx.plan.input_grad_runs:
-                w_t = transposed[j] if length == k else transposed[j].narrow(1, t * in_block, length * in_block)
-                columns = grad_x.narrow(1, e * in_block, length * in_block)
+                if length == k:
+                    w_t, columns = transposed[j], grad_windows[e]
+                else:
+                    w_t = transposed[j].narrow(1, t * in_block, length * in_block)
+                    columns = grad_x.narrow(1, e * in_block, length * in_block)
                 if writes:
                     torch.mm(per_ensemble[j], w_t, out=columns)
                 else:
