@@ -25,8 +25,7 @@ dense / variant is taken per round, and its median over --repeats rounds is repo
 quartiles, so the machine's slow drift cancels. Best-of-rounds times are reported too.
 Goal (issue 14): >= 2.5x at 75 % sparsity, >= 5x at 90 % (`goal_met` asks the whole step). The
 default 1280 x 1280 layer with 20 ensembles of 64 units has both sparsities exactly (k = 5 and
-k = 2 of 20); --ensembles 10 (k = 1 at 90 %, one block per output ensemble) and 40 show how the
-ensemble size moves it.
+k = 2 of 20).
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@
   dense gradient the block would have), or "hebbian" (G2GNet's rewiring: the input ensemble
   whose units' activations correlate most, in mean |Pearson r|, with the output ensemble's).
   The number of connections per output ensemble never changes, so the density is exact and the
-  layer stays one batched matmul. The fraction rewired anneals from `prune_fraction` to 0 on a
+  layer stays block-sparse (a replaced slot cuts its window into shorter runs of matmuls). The fraction rewired anneals from `prune_fraction` to 0 on a
   cosine (RigL) and rewiring stops after `stop_fraction` of training. Regrown blocks start at
   zero and their optimiser state is reset. The rewired ``connections`` are model buffers: they
   are in every checkpoint and in model.safetensors.
