@@ -143,7 +143,7 @@ class RunMatmul(torch.autograd.Function):
         per_ensemble = grad_y.view(n, out_e, out_block).unbind(1)
         grad_x = grad_w = grad_b = None
         # bias, weight, then input gradient: the first two read grad_y while the layer above has just
-        # written it, and this order measured 3-6 % faster than the reverse (benchmarks/bench_g2gnet.py)
+        # written it, and this order measured 2-6 % faster than the reverse (paired, benchmarks/bench_g2gnet.py shapes)
         if ctx.needs_input_grad[2]:
             grad_b = grad_y.sum(0)
         if ctx.needs_input_grad[1]:
