@@ -73,16 +73,13 @@ def run_plan(connections: torch.Tensor, in_ensembles: int) -> RunPlan:
         if free:
             covered[e:e + length] = [True] * length
         writes.append(free)
-    unwritten, e = [], 0
-    while e < in_ensembles:
-        if covered[e]:
-            e += 1
-            continue
-        end = e
-        while end < in_ensembles and not covered[end]:
-            end += 1
-        unwritten.append((e, end - e))
-        e = end
+    unwritten = []  # maximal spans of the input ensembles no writer covers
+    for e in range(in_ensembles):
+        if not covered[e]:
+            if unwritten and sum(unwritten[-1]) == e:
+                unwritten[-1] = (unwritten[-1][0], unwritten[-1][1] + 1)
+            else:
+                unwritten.append((e, 1))
     ordered = [(run, True) for run, w in zip(runs, writes) if w] + [(run, False) for run, w in zip(runs, writes) if not w]
     return RunPlan(tuple(runs), tuple(ordered), tuple(unwritten))
 
