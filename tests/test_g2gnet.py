@@ -101,6 +101,10 @@ def test_auto_kernel_takes_the_runs_unless_they_are_small_matmuls():
     assert chosen(80, "modular")[0] == "runs"  # blocks of 16, but whole windows
     assert chosen(20, "random")[0] == "runs"  # blocks of 64: a matmul per block still pays
     assert chosen(80, "random")[0] == "gather"  # blocks of 16, runs of about one
+    layer = G2GLinear(8, 8, 4, 4, 2)
+    layer.kernel = "band"
+    with pytest.raises(ValueError, match="kernel must be"):
+        layer.chosen_kernel()
 
 
 def test_config_sparsity_and_parameter_count():

@@ -19,8 +19,8 @@ class G2GNetConfig(PretrainedConfig):
     units). A sparse layer connects each output ensemble to k = round((1 - sparsity) · E_in)
     input ensembles and to nothing else: its weight is block-sparse, one dense block per
     connected ensemble pair, and it is computed as such (a matmul per run of consecutive
-    connected blocks, with no copies). Which ensembles connect is a saved buffer (``connections``), so a dynamic sparse
-    trainer's rewiring travels with the checkpoint.
+    connected blocks, with no copies). Which ensembles connect is a saved buffer
+    (``connections``), so a dynamic sparse trainer's rewiring travels with the checkpoint.
 
     Args:
         image_size (`int`): height and width of the (square) input images.

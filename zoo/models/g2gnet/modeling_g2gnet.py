@@ -253,8 +253,10 @@ class G2GLinear(nn.Module):
     def chosen_kernel(self) -> str:
         """"runs" (`RunMatmul`) or "gather" (`BlockSparseMatmul`): `kernel` unless it is "auto", which
         takes the runs while the average run is a big enough matmul (`RUN_KERNEL_MIN_WORK`)."""
-        if self.kernel != "auto":
+        if self.kernel in ("runs", "gather"):
             return self.kernel
+        if self.kernel != "auto":
+            raise ValueError(f"G2GLinear.kernel must be 'auto', 'runs' or 'gather', not {self.kernel!r}")
         work = self.connections.numel() * self.in_block * self.out_block / len(self.run_plan().runs)
         return "runs" if work >= RUN_KERNEL_MIN_WORK else "gather"
 
